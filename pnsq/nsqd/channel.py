@@ -1,0 +1,221 @@
+"""A channel: one copy of a topic's stream, shared out among its consumers.
+
+Delivery is synchronous: ``dispatch(now)`` hands queued messages to clients that have room
+under their RDY (round robin) by appending message frames to each client's output buffer; the
+client's writer task sends them in one write. It runs whenever something may have freed room
+or brought messages: a publish, FIN/REQ/RDY (once per socket read, not per command), a timer.
+No task, Event or channel is created per message.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from typing import TYPE_CHECKING
+
+from ..wire.errors import FinFailedError, ReqFailedError, SubFailedError, TouchFailedError
+from ..wire.names import is_ephemeral
+from ..wire.server import ClientState
+from .backend import BackendQueue, NoBackend
+from .in_flight import DeferredQueue, InFlightQueue
+from .message import Message
+
+if TYPE_CHECKING:
+    from .client_v2 import ClientV2
+    from .nsqd import NSQD
+
+
+class Channel:
+    def __init__(self, topic_name: str, name: str, nsqd: NSQD) -> None:
+        self.topic_name = topic_name
+        self.name = name
+        self.ephemeral = is_ephemeral(name)
+        self._nsqd = nsqd
+        self._mem_size = nsqd.options.mem_queue_size
+        self.memory: deque[Message] = deque()
+        self.backend: BackendQueue = NoBackend()
+        self.in_flight = InFlightQueue()
+        self.deferred = DeferredQueue()
+        self.clients: dict[int, ClientV2] = {}
+        self.paused = False
+        self.exiting = False
+        self.message_count = 0
+        self.requeue_count = 0
+        self.timeout_count = 0
+        self.wake_at = math.inf  # the earliest timer asked of nsqd and not yet fired
+
+    # -- depth --------------------------------------------------------------------------
+
+    def depth(self) -> int:
+        return len(self.memory) + self.backend.depth()
+
+    def has_room(self, n: int) -> bool:
+        """Whether ``n`` more messages can be queued without refusing any."""
+        return self.ephemeral or len(self.memory) + n <= self._mem_size
+
+    # -- putting messages in ----------------------------------------------------------------
+
+    def put(self, messages: list[Message], now: float) -> None:
+        """Queue published messages (the topic checked ``has_room`` first)."""
+        self.message_count += len(messages)
+        memory, mem_size = self.memory, self._mem_size
+        for msg in messages:
+            if msg.deliver_at > now:
+                self._defer(msg, msg.deliver_at)
+            elif len(memory) < mem_size:
+                memory.append(msg)
+            elif not self.backend.put(msg) and not self.ephemeral:
+                memory.append(msg)  # has_room() said yes; never lose an accepted message
+        self.dispatch(now)
+
+    def _requeue(self, msg: Message) -> None:
+        # Already accepted: it goes back whatever the memory limit says.
+        msg.client = None
+        self.memory.append(msg)
+
+    def _defer(self, msg: Message, deliver_at: float) -> None:
+        msg.client = None
+        self.deferred.add(msg, deliver_at)
+        if deliver_at < self.wake_at:
+            self._nsqd.schedule(self, deliver_at)
+
+    # -- delivery -----------------------------------------------------------------------
+
+    def dispatch(self, now: float) -> None:
+        memory = self.memory
+        if self.paused or not memory or not self.clients:
+            return
+        ready = [c for c in self.clients.values() if c.in_flight_count < c.ready_count]
+        if not ready:
+            return
+        in_flight = self.in_flight
+        shortest = math.inf
+        while ready and memory:
+            for client in ready:
+                room = min(client.ready_count - client.in_flight_count, len(memory))
+                if len(ready) > 1:
+                    room = min(room, 1)
+                timeout = client.msg_timeout
+                shortest = min(shortest, timeout)
+                sample_rate = client.sample_rate
+                for _ in range(room):
+                    msg = memory.popleft()
+                    if sample_rate and random.randint(0, 99) > sample_rate:
+                        continue  # NSQ's sampling: this channel loses the message
+                    msg.attempts = (msg.attempts + 1) & 0xFFFF
+                    msg.client = client
+                    msg.delivered_at = now
+                    in_flight.add(msg, timeout, now)
+                    client.send_message(msg)
+                if not memory:
+                    break
+            ready = [c for c in ready if c.in_flight_count < c.ready_count]
+        if now + shortest < self.wake_at:
+            self._nsqd.schedule(self, now + shortest)
+
+    def process_timers(self, now: float) -> None:
+        """Requeue what timed out in flight, release what is no longer deferred, dispatch."""
+        for msg in self.in_flight.pop_expired(now):
+            self.timeout_count += 1
+            if msg.client is not None:
+                msg.client.in_flight_count -= 1
+            self._requeue(msg)
+        for msg in self.deferred.pop_due(now):
+            self._requeue(msg)
+        self.dispatch(now)
+        deadlines = [d for d in (self.in_flight.next_deadline(), self.deferred.next_deadline()) if d]
+        if deadlines and min(deadlines) < self.wake_at:
+            self._nsqd.schedule(self, min(deadlines))
+
+    # -- what consumers do with messages ------------------------------------------------------
+
+    def _pop_owned(self, client: ClientV2, msg_id: bytes) -> Message | str:
+        msg = self.in_flight.messages.get(msg_id)
+        if msg is None:
+            return "ID not in flight"
+        if msg.client is not client:
+            return "client does not own message"
+        self.in_flight.remove(msg)
+        client.in_flight_count -= 1
+        return msg
+
+    def finish(self, client: ClientV2, msg_id: bytes) -> None:
+        msg = self._pop_owned(client, msg_id)
+        if isinstance(msg, str):
+            raise FinFailedError(f"FIN {msg_id.decode('latin-1')} failed {msg}")
+        msg.client = None
+        client.finish_count += 1
+
+    def requeue(self, client: ClientV2, msg_id: bytes, delay: float, now: float) -> None:
+        msg = self._pop_owned(client, msg_id)
+        if isinstance(msg, str):
+            raise ReqFailedError(f"REQ {msg_id.decode('latin-1')} failed {msg}")
+        client.requeue_count += 1
+        self.requeue_count += 1
+        if delay > 0:
+            self._defer(msg, now + delay)
+        else:
+            self._requeue(msg)
+
+    def touch(self, client: ClientV2, msg_id: bytes, now: float) -> None:
+        msg = self.in_flight.messages.get(msg_id)
+        error = (
+            "ID not in flight"
+            if msg is None
+            else "client does not own message"
+            if msg.client is not client
+            else ""
+        )
+        if msg is None or error:
+            raise TouchFailedError(f"TOUCH {msg_id.decode('latin-1')} failed {error}")
+        max_deadline = msg.delivered_at + self._nsqd.options.max_msg_timeout
+        self.in_flight.touch(msg, client.msg_timeout, now, max_deadline)
+
+    # -- consumers ----------------------------------------------------------------------
+
+    def add_client(self, client: ClientV2) -> None:
+        limit = self._nsqd.options.max_channel_consumers
+        if limit and client.id not in self.clients and len(self.clients) >= limit:
+            raise SubFailedError(
+                f"SUB failed consumers for {self.topic_name}:{self.name} exceeds limit of {limit}"
+            )
+        self.clients[client.id] = client
+
+    def remove_client(self, client: ClientV2) -> None:
+        if self.clients.pop(client.id, None) is None:
+            return
+        if self.ephemeral and not self.clients and not self.exiting:
+            topic = self._nsqd.topics.get(self.topic_name)
+            if topic is not None:
+                topic.delete_channel(self.name)
+
+    # -- administration ---------------------------------------------------------------------
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def unpause(self, now: float) -> None:
+        self.paused = False
+        self.dispatch(now)
+
+    def empty(self) -> None:
+        """Drop every message: queued, in flight and deferred (later FINs fail)."""
+        self.memory.clear()
+        self.in_flight.clear()
+        self.deferred.clear()
+        for client in self.clients.values():
+            client.in_flight_count = 0
+        self.backend.empty()
+
+    def delete(self) -> None:
+        """Close the channel's consumers and drop its messages."""
+        self.exiting = True
+        for client in list(self.clients.values()):
+            client.kick()
+        self.clients.clear()
+        self.empty()
+        self.backend.delete()
+
+    def subscribed_clients(self) -> list[ClientV2]:
+        return [c for c in self.clients.values() if c.state != ClientState.INIT]

@@ -1,0 +1,282 @@
+"""Serving one TCP client with protocol V2: a reader task and a writer task.
+
+The reader parses every complete command of a socket read, acts on each, and wakes the writer
+once; the writer sends everything that accumulated in one ``send_all`` and owns the heartbeat
+ticker. A fatal error is queued behind the output already there, flushed, and the connection
+closed. A bug while serving a client is logged with its traceback and closes that connection
+only. A client that stops reading: the reader stops reading from it once its output passes
+a high-water mark, and a write stalled for a heartbeat interval closes the connection (NSQ's
+write deadline), so memory per connection stays bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .. import NSQ_VERSION
+from ..wire import commands as cmd
+from ..wire.errors import (
+    AuthDisabledError,
+    BadBodyError,
+    BadMessageError,
+    DPubFailedError,
+    MPubFailedError,
+    ProtocolError,
+    PubFailedError,
+)
+from ..wire.frames import CLOSE_WAIT, FRAME_TYPE_ERROR, FRAME_TYPE_RESPONSE, HEARTBEAT, OK
+from ..wire.server import ClientState
+from .client_v2 import ClientV2
+from .topic import PutError
+
+if TYPE_CHECKING:
+    from .nsqd import NSQD
+
+log = logging.getLogger("pnsq.nsqd")
+
+RECEIVE_SIZE = 256 * 1024
+HIGH_WATER = 4 * 1024 * 1024  # stop reading a client whose unsent output passes this
+_OK_FRAME = b"\x00\x00\x00\x06\x00\x00\x00\x00OK"
+
+
+class ConnectionV2:
+    def __init__(self, nsqd: NSQD, client: ClientV2, stream: trio.SocketStream) -> None:
+        self.nsqd = nsqd
+        self.client = client
+        self.stream = stream
+        self.closing = False  # flush what is queued, then close
+        self._drained = trio.lowlevel.ParkingLot()
+        self._dispatch = False
+        self._handlers: dict[type, Callable[[Any, float], None]] = {
+            cmd.Fin: self._fin,
+            cmd.Rdy: self._rdy,
+            cmd.Req: self._req,
+            cmd.Pub: self._pub,
+            cmd.MPub: self._mpub,
+            cmd.DPub: self._dpub,
+            cmd.Nop: self._nop,
+            cmd.Touch: self._touch,
+            cmd.Sub: self._sub,
+            cmd.Cls: self._cls,
+            cmd.Auth: self._auth,
+            cmd.Identify: self._identify,
+        }
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            self.client.cancel_scope = nursery.cancel_scope
+            nursery.start_soon(self._write_loop)
+            await self._read_loop()
+            self.closing = True
+            self.client.wake()
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        client, stream = self.client, self.stream
+        while True:
+            interval = client.heartbeat_interval
+            with trio.move_on_after(2 * interval if interval > 0 else math.inf) as scope:
+                data = await stream.receive_some(RECEIVE_SIZE)
+            if scope.cancelled_caught:
+                log.info("[%s] read timeout: no command in %.1fs", client.remote_address, 2 * interval)
+                return
+            if not data:
+                return
+            client.reader.receive_data(data)
+            if not self._process():
+                return
+            while len(client.out) > HIGH_WATER:
+                await self._drained.park()
+
+    def _process(self) -> bool:
+        """Act on every complete command; False once a fatal error has been queued."""
+        client = self.client
+        reader, handlers = client.reader, self._handlers
+        now = trio.current_time()
+        try:
+            while (command := reader.next_command()) is not None:
+                try:
+                    handlers[type(command)](command, now)
+                except ProtocolError as err:
+                    if err.fatal:
+                        raise
+                    log.error("[%s] - %s", client.remote_address, err.to_bytes().decode())
+                    client.send_frame(FRAME_TYPE_ERROR, err.to_bytes())
+        except ProtocolError as err:
+            self._fatal(err)
+            return False
+        finally:
+            if self._dispatch:
+                self._dispatch = False
+                if client.channel is not None:
+                    client.channel.dispatch(now)
+            client.wake()
+        return True
+
+    def _fatal(self, err: ProtocolError) -> None:
+        reader = self.client.reader
+        if isinstance(err, BadBodyError | BadMessageError) and reader.pending_topic:
+            self.nsqd.get_topic(reader.pending_topic)  # NSQ creates the topic before the body
+        log.error("[%s] - %s", self.client.remote_address, err.to_bytes().decode())
+        self.client.send_frame(FRAME_TYPE_ERROR, err.to_bytes())
+
+    # -- writing --------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        client, stream = self.client, self.stream
+        interval = client.heartbeat_interval
+        next_heartbeat = trio.current_time() + interval if interval > 0 else math.inf
+        while True:
+            if not client.out and not self.closing:
+                with trio.move_on_at(next_heartbeat):
+                    await client.wait_output()
+            if client.heartbeat_interval != interval:  # IDENTIFY changed it: restart the ticker
+                interval = client.heartbeat_interval
+                next_heartbeat = trio.current_time() + interval if interval > 0 else math.inf
+            elif trio.current_time() >= next_heartbeat:
+                client.out += b"\x00\x00\x00\x0f\x00\x00\x00\x00" + HEARTBEAT
+                next_heartbeat += interval
+            if client.out:
+                data, client.out = client.out, bytearray()
+                with trio.move_on_after(interval if interval > 0 else math.inf) as scope:
+                    await stream.send_all(data)
+                if scope.cancelled_caught:
+                    log.info("[%s] write timeout: client not reading", client.remote_address)
+                    break
+                self._drained.unpark_all()
+            elif self.closing:
+                break
+        client.kick()
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _respond(self, data: bytes) -> None:
+        if data is OK:
+            self.client.out += _OK_FRAME
+        else:
+            self.client.send_frame(FRAME_TYPE_RESPONSE, data)
+
+    def _identify(self, command: cmd.Identify, now: float) -> None:
+        client, options = self.client, self.nsqd.options
+        try:
+            data = json.loads(command.body)
+        except (ValueError, UnicodeDecodeError):
+            raise BadBodyError("IDENTIFY failed to decode JSON body") from None
+        client.identify(data, options)
+        if not isinstance(data, dict) or data.get("feature_negotiation") is not True:
+            self._respond(OK)
+            return
+        response = {
+            "max_rdy_count": options.max_rdy_count,
+            "version": NSQ_VERSION,
+            "max_msg_timeout": int(options.max_msg_timeout * 1000),
+            "msg_timeout": int(client.msg_timeout * 1000),
+            "tls_v1": False,
+            "deflate": False,
+            "deflate_level": min(6, options.max_deflate_level),
+            "max_deflate_level": options.max_deflate_level,
+            "snappy": False,
+            "sample_rate": client.sample_rate,
+            "auth_required": False,
+            "output_buffer_size": client.output_buffer_size,
+            "output_buffer_timeout": int(client.output_buffer_timeout * 1000),
+            "topology_zone": options.topology_zone,
+            "topology_region": options.topology_region,
+        }
+        self._respond(json.dumps(response, separators=(",", ":")).encode())
+
+    def _auth(self, command: cmd.Auth, now: float) -> None:
+        raise AuthDisabledError("AUTH disabled")
+
+    def _sub(self, command: cmd.Sub, now: float) -> None:
+        client = self.client
+        topic = self.nsqd.get_topic(command.topic)
+        channel = topic.get_channel(command.channel, now)
+        channel.add_client(client)
+        client.reader.state = ClientState.SUBSCRIBED
+        client.channel = channel
+        self._respond(OK)
+
+    def _publish(self, topic_name: str, bodies: list[bytes], now: float, delay: float) -> None:
+        topic = self.nsqd.get_topic(topic_name)
+        topic.put(bodies, now, time.time_ns(), delay)
+        counts = self.client.pub_counts
+        counts[topic_name] = counts.get(topic_name, 0) + len(bodies)
+        self.client.out += _OK_FRAME
+
+    def _pub(self, command: cmd.Pub, now: float) -> None:
+        try:
+            self._publish(command.topic, [command.body], now, 0.0)
+        except PutError as err:
+            raise PubFailedError(f"PUB failed {err}") from None
+
+    def _mpub(self, command: cmd.MPub, now: float) -> None:
+        try:
+            self._publish(command.topic, command.bodies, now, 0.0)
+        except PutError as err:
+            raise MPubFailedError(f"MPUB failed {err}") from None
+
+    def _dpub(self, command: cmd.DPub, now: float) -> None:
+        try:
+            self._publish(command.topic, [command.body], now, command.delay_ms / 1000)
+        except PutError as err:
+            raise DPubFailedError(f"DPUB failed {err}") from None
+
+    def _rdy(self, command: cmd.Rdy, now: float) -> None:
+        self.client.ready_count = command.count
+        self._dispatch = True
+
+    def _fin(self, command: cmd.Fin, now: float) -> None:
+        channel = self.client.channel
+        assert channel is not None  # the reader only lets FIN through once subscribed
+        channel.finish(self.client, command.id)
+        self._dispatch = True
+
+    def _req(self, command: cmd.Req, now: float) -> None:
+        channel = self.client.channel
+        assert channel is not None
+        channel.requeue(self.client, command.id, command.timeout_ms / 1000, now)
+        self._dispatch = True
+
+    def _touch(self, command: cmd.Touch, now: float) -> None:
+        channel = self.client.channel
+        assert channel is not None
+        channel.touch(self.client, command.id, now)
+
+    def _cls(self, command: cmd.Cls, now: float) -> None:
+        self.client.ready_count = 0
+        self._respond(CLOSE_WAIT)
+
+    def _nop(self, command: cmd.Nop, now: float) -> None:
+        pass
+
+
+async def handle_connection(nsqd: NSQD, stream: trio.SocketStream) -> None:
+    """Serve one TCP client until it goes away; never raises."""
+    try:
+        address = stream.socket.getpeername()
+    except OSError:
+        return
+    client = nsqd.add_client(address)
+    try:
+        await ConnectionV2(nsqd, client, stream).run()
+    except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+        pass
+    except Exception:
+        log.exception("[%s] internal error; closing this connection", client.remote_address)
+    finally:
+        nsqd.remove_client(client)
+        with trio.move_on_after(1) as scope:
+            scope.shield = True
+            try:
+                await stream.aclose()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
