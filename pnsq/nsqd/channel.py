@@ -124,7 +124,9 @@ class Channel:
         for msg in self.deferred.pop_due(now):
             self._requeue(msg)
         self.dispatch(now)
-        deadlines = [d for d in (self.in_flight.next_deadline(), self.deferred.next_deadline()) if d]
+        deadlines = [
+            d for d in (self.in_flight.next_deadline(), self.deferred.next_deadline()) if d
+        ]
         if deadlines and min(deadlines) < self.wake_at:
             self._nsqd.schedule(self, min(deadlines))
 

@@ -173,4 +173,6 @@ def _serve(
     handler: Callable[[trio.SocketStream], Awaitable[None]],
 ) -> None:
     if listeners:
-        nursery.start_soon(partial(trio.serve_listeners, handler, listeners, handler_nursery=handlers))
+        nursery.start_soon(
+            partial(trio.serve_listeners, handler, listeners, handler_nursery=handlers)
+        )

@@ -47,7 +47,7 @@ _OK_FRAME = b"\x00\x00\x00\x06\x00\x00\x00\x00OK"
 
 
 class ConnectionV2:
-    def __init__(self, nsqd: NSQD, client: ClientV2, stream: trio.SocketStream) -> None:
+    def __init__(self, nsqd: NSQD, client: ClientV2, stream: trio.abc.Stream) -> None:
         self.nsqd = nsqd
         self.client = client
         self.stream = stream
@@ -86,7 +86,9 @@ class ConnectionV2:
             with trio.move_on_after(2 * interval if interval > 0 else math.inf) as scope:
                 data = await stream.receive_some(RECEIVE_SIZE)
             if scope.cancelled_caught:
-                log.info("[%s] read timeout: no command in %.1fs", client.remote_address, 2 * interval)
+                log.info(
+                    "[%s] read timeout: no command in %.1fs", client.remote_address, 2 * interval
+                )
                 return
             if not data:
                 return

@@ -1,0 +1,1 @@
+"""Small helpers shared by the daemons (durations, addresses, logging); nothing NSQ-specific."""
