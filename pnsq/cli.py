@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -475,7 +476,7 @@ def _tail(
         tail(
             topic,
             nsqd_tcp_address,
-            click.get_binary_stream("stdout"),
+            sys.stdout.buffer,
             channel=channel,
             max_in_flight=max_in_flight,
             count=count,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from ..wire.server import ClientState
 from .backend import BackendQueue, NoBackend
 from .in_flight import DeferredQueue, InFlightQueue
 from .message import Message
+from .quantile import Quantile
 
 if TYPE_CHECKING:
     from .client_v2 import ClientV2
@@ -44,6 +46,14 @@ class Channel:
         self.requeue_count = 0
         self.timeout_count = 0
         self.wake_at = math.inf  # the earliest timer asked of nsqd and not yet fired
+        options = nsqd.options
+        self.e2e: Quantile | None = None
+        if options.e2e_processing_latency_percentiles:
+            self.e2e = Quantile(
+                options.e2e_processing_latency_window_time,
+                options.e2e_processing_latency_percentiles,
+                nsqd.now(),
+            )
 
     # -- depth --------------------------------------------------------------------------
 
@@ -142,12 +152,14 @@ class Channel:
         client.in_flight_count -= 1
         return msg
 
-    def finish(self, client: ClientV2, msg_id: bytes) -> None:
+    def finish(self, client: ClientV2, msg_id: bytes, now: float) -> None:
         msg = self._pop_owned(client, msg_id)
         if isinstance(msg, str):
             raise FinFailedError(f"FIN {msg_id.decode('latin-1')} failed {msg}")
         msg.client = None
         client.finish_count += 1
+        if self.e2e is not None:
+            self.e2e.insert(time.time_ns() - msg.timestamp, now)
 
     def requeue(self, client: ClientV2, msg_id: bytes, delay: float, now: float) -> None:
         msg = self._pop_owned(client, msg_id)

@@ -52,6 +52,11 @@ class NSQD:
         self._stop = trio.Event()
         self._no_clients = trio.Event()
 
+    @staticmethod
+    def now() -> float:
+        """The clock every timer uses (trio's; virtual under a test clock)."""
+        return trio.current_time()
+
     # -- topics -------------------------------------------------------------------------
 
     def get_topic(self, name: str) -> Topic:

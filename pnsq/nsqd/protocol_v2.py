@@ -239,7 +239,7 @@ class ConnectionV2:
     def _fin(self, command: cmd.Fin, now: float) -> None:
         channel = self.client.channel
         assert channel is not None  # the reader only lets FIN through once subscribed
-        channel.finish(self.client, command.id)
+        channel.finish(self.client, command.id, now)
         self._dispatch = True
 
     def _req(self, command: cmd.Req, now: float) -> None:
