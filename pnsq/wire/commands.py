@@ -173,3 +173,5 @@ def encode(command: Command) -> bytes:
             return encode_cls()
         case Nop():
             return encode_nop()
+        case _:
+            raise TypeError(f"not a command: {command!r}")

@@ -21,7 +21,9 @@ class ProtocolError(Exception):
     def to_bytes(self) -> bytes:
         if not self.description:
             return self.code.encode()
-        return f"{self.code} {self.description}".encode()
+        # surrogateescape: bytes a client sent that are not UTF-8 go back to it unchanged, as Go
+        # echoes them.
+        return f"{self.code} {self.description}".encode("utf-8", "surrogateescape")
 
 
 class InvalidError(ProtocolError):
@@ -84,6 +86,10 @@ class UnauthorizedError(ProtocolError):
     code = "E_UNAUTHORIZED"
 
 
+class AuthErrorError(ProtocolError):
+    code = "E_AUTH_ERROR"
+
+
 class FinFailedError(ProtocolError):
     code = "E_FIN_FAILED"
     fatal = False
@@ -117,6 +123,7 @@ ERRORS_BY_CODE: dict[str, type[ProtocolError]] = {
         AuthFailedError,
         AuthFirstError,
         UnauthorizedError,
+        AuthErrorError,
         FinFailedError,
         ReqFailedError,
         TouchFailedError,

@@ -131,6 +131,7 @@ class CommandReader:
         # The topic of an MPUB whose body is being read: NSQ creates the topic before it reads
         # the body, so a server that mirrors that creates it even when the body is bad.
         self.pending_topic: str | None = None
+        self._mpub_scan: tuple[int, int, int] | None = None  # (command start, position, part)
         self._need_magic = expect_magic
         self._buf = bytearray()
         self._pos = 0
@@ -178,7 +179,7 @@ class CommandReader:
         params = line.split(b" ")
         handler = self._handlers.get(params[0])
         if handler is None:
-            raise InvalidError("invalid command " + params[0].decode("utf-8", "replace"))
+            raise InvalidError("invalid command " + params[0].decode("utf-8", "surrogateescape"))
         result = handler(params, nl + 1)
         if result is None:
             return None
@@ -297,7 +298,7 @@ class CommandReader:
             delay = parse_base10(params[2])
         except ValueError:
             raise InvalidError(
-                "DPUB could not parse timeout " + params[2].decode("utf-8", "replace")
+                "DPUB could not parse timeout " + params[2].decode("utf-8", "surrogateescape")
             ) from None
         if not 0 <= delay <= self.max_req_timeout_ms:
             raise InvalidError(
@@ -331,37 +332,35 @@ class CommandReader:
         (count,) = _INT32.unpack_from(buf, start + 4)
         if count <= 0 or count > (self.max_body_size - 4) // 5:
             raise BadBodyError(f"MPUB invalid message count {count}")
-        # NSQ reads the parts from the stream and never reconciles them with the outer size, so
-        # neither do we; waiting for the outer size first keeps a large MPUB parsed once.
-        if len(buf) < start + 4 + size:
-            return None
-        bodies = self._mpub_parts(start + 8, count)
-        if bodies is None:
-            return None
-        self.pending_topic = None
-        return MPub(topic, bodies[0]), bodies[1]
-
-    def _mpub_parts(self, pos: int, count: int) -> tuple[list[bytes], int] | None:
-        buf = self._buf
-        have = len(buf)
-        max_msg_size = self.max_msg_size
-        unpack = _INT32.unpack_from
-        bodies = []
-        for i in range(count):
+        # NSQ reads the parts straight from the stream and never reconciles them with the outer
+        # size, so neither do we. The scan of part headers resumes where the last read left it
+        # (the buffer before an incomplete command never moves), so a large MPUB costs O(n).
+        scan = self._mpub_scan
+        pos, i = (scan[1], scan[2]) if scan is not None and scan[0] == start else (start + 8, 0)
+        have, max_msg_size, unpack = len(buf), self.max_msg_size, _INT32.unpack_from
+        while i < count:
             if have < pos + 4:
+                self._mpub_scan = (start, pos, i)
                 return None
             (size,) = unpack(buf, pos)
             if size <= 0:
                 raise BadMessageError(f"MPUB invalid message({i}) body size {size}")
             if size > max_msg_size:
                 raise BadMessageError(f"MPUB message too big {size} > {max_msg_size}")
-            pos += 4
-            end = pos + size
-            if have < end:
+            if have < pos + 4 + size:
+                self._mpub_scan = (start, pos, i)
                 return None
-            bodies.append(bytes(buf[pos:end]))
-            pos = end
-        return bodies, pos
+            pos += 4 + size
+            i += 1
+        self._mpub_scan = None
+        self.pending_topic = None
+        bodies = []
+        pos = start + 8
+        for _ in range(count):
+            (size,) = unpack(buf, pos)
+            bodies.append(bytes(buf[pos + 4 : pos + 4 + size]))
+            pos += 4 + size
+        return MPub(topic, bodies), pos
 
     def _rdy(self, params: list[bytes], start: int) -> tuple[Command, int] | None:
         if self.state == ClientState.CLOSING:
@@ -373,7 +372,7 @@ class CommandReader:
                 count = parse_base10(params[1])
             except ValueError:
                 raise InvalidError(
-                    "RDY could not parse count " + params[1].decode("utf-8", "replace")
+                    "RDY could not parse count " + params[1].decode("utf-8", "surrogateescape")
                 ) from None
         if not 0 <= count <= self.max_rdy_count:
             raise InvalidError(f"RDY count {count} out of range 0-{self.max_rdy_count}")
@@ -394,7 +393,7 @@ class CommandReader:
             timeout = parse_base10(params[2])
         except ValueError:
             raise InvalidError(
-                "REQ could not parse timeout " + params[2].decode("utf-8", "replace")
+                "REQ could not parse timeout " + params[2].decode("utf-8", "surrogateescape")
             ) from None
         return Req(msg_id, min(max(timeout, 0), self.max_req_timeout_ms)), start
 
