@@ -106,6 +106,8 @@ class Channel:
                 room = min(client.ready_count - client.in_flight_count, len(memory))
                 if len(ready) > 1:
                     room = min(room, 1)
+                    # Last served goes last: the round robin carries over to the next dispatch.
+                    self.clients[client.id] = self.clients.pop(client.id)
                 timeout = client.msg_timeout
                 shortest = min(shortest, timeout)
                 sample_rate = client.sample_rate

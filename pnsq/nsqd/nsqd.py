@@ -103,7 +103,8 @@ class NSQD:
         if scope is not None and when < scope.deadline:
             scope.deadline = when
 
-    async def _run_timers(self) -> None:
+    async def run_timers(self) -> None:
+        """Fire channel timers when due, forever (``serve`` runs it; tests may run it alone)."""
         timers = self._timers
         while True:
             with trio.CancelScope(deadline=timers[0][0] if timers else math.inf) as scope:
@@ -136,7 +137,7 @@ class NSQD:
             log.info("HTTP: listening on %s:%d", *self.http_address)
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as listeners:
-                listeners.start_soon(self._run_timers)
+                listeners.start_soon(self.run_timers)
                 _serve(listeners, connections, tcp, lambda s: handle_connection(self, s))
                 if http:
                     from .http_api import handle_http_connection

@@ -110,7 +110,11 @@ class ConnectionV2:
                 except ProtocolError as err:
                     if err.fatal:
                         raise
-                    log.error("[%s] - %s", client.remote_address, err.to_bytes().decode())
+                    log.error(
+                        "[%s] - %s",
+                        client.remote_address,
+                        err.to_bytes().decode("utf-8", "replace"),
+                    )
                     client.send_frame(FRAME_TYPE_ERROR, err.to_bytes())
         except ProtocolError as err:
             self._fatal(err)
@@ -127,7 +131,9 @@ class ConnectionV2:
         reader = self.client.reader
         if isinstance(err, BadBodyError | BadMessageError) and reader.pending_topic:
             self.nsqd.get_topic(reader.pending_topic)  # NSQ creates the topic before the body
-        log.error("[%s] - %s", self.client.remote_address, err.to_bytes().decode())
+        log.error(
+            "[%s] - %s", self.client.remote_address, err.to_bytes().decode("utf-8", "replace")
+        )
         self.client.send_frame(FRAME_TYPE_ERROR, err.to_bytes())
 
     # -- writing --------------------------------------------------------------------------
