@@ -47,6 +47,7 @@ else:
 import trio
 
 from .. import NSQ_VERSION
+from .._internal.connection import serve_connection
 from .._internal.logging import LOG_LEVELS, parse_log_level
 from ..wire.names import is_valid_name
 from .options import Options
@@ -710,16 +711,4 @@ async def handle_http_connection(nsqd: NSQD, stream: trio.SocketStream) -> None:
     except OSError:
         return
     remote = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    try:
-        await HTTPConnection(nsqd, stream, remote).run()
-    except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
-        pass
-    except Exception:
-        log.exception("HTTP: internal error serving %s; closing this connection", remote)
-    finally:
-        with trio.move_on_after(1) as scope:
-            scope.shield = True
-            try:
-                await stream.aclose()
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                pass
+    await serve_connection(stream, HTTPConnection(nsqd, stream, remote).run, log, f"HTTP {remote}")

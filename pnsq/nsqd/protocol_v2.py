@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .. import NSQ_VERSION
+from .._internal.connection import serve_connection
 from ..wire import commands as cmd
 from ..wire.errors import (
     AuthDisabledError,
@@ -275,16 +276,8 @@ async def handle_connection(nsqd: NSQD, stream: trio.SocketStream) -> None:
         return
     client = nsqd.add_client(address)
     try:
-        await ConnectionV2(nsqd, client, stream).run()
-    except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
-        pass
-    except Exception:
-        log.exception("[%s] internal error; closing this connection", client.remote_address)
+        await serve_connection(
+            stream, ConnectionV2(nsqd, client, stream).run, log, client.remote_address
+        )
     finally:
         nsqd.remove_client(client)
-        with trio.move_on_after(1) as scope:
-            scope.shield = True
-            try:
-                await stream.aclose()
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                pass

@@ -1,44 +1,27 @@
-"""Fixtures for the nsqd tests: an nsqd on 127.0.0.1:0 started inside the test's trio run.
+"""Fixtures for the nsqd tests: the root ``make_nsqd``, without an HTTP listener unless asked.
 
-``start_nsqd(**overrides)`` starts one with ``Options(**overrides)`` (no HTTP listener unless
-asked) and returns it; every nsqd it started is stopped when the test ends. ``tests/`` goes on
-sys.path so that the tests can import the shared test client (``v2client``).
+``start_nsqd(**overrides)`` starts an nsqd with those options and returns it (stopped when the
+test ends); ``nsqd`` is one with the defaults and ``address`` its TCP address.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-import trio
 
 from pnsq.nsqd.nsqd import NSQD
-from pnsq.nsqd.options import Options
-
-_TESTS = str(Path(__file__).resolve().parent.parent)
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
 
 StartNSQD = Callable[..., Awaitable[NSQD]]
 
 
 @pytest.fixture
-async def start_nsqd(nursery: trio.Nursery) -> AsyncIterator[StartNSQD]:
-    started: list[NSQD] = []
-
+def start_nsqd(make_nsqd: StartNSQD) -> StartNSQD:
     async def start(**overrides: Any) -> NSQD:
-        options = {"tcp_address": "127.0.0.1:0", "http_address": "", **overrides}
-        nsqd = NSQD(Options(**options))
-        await nursery.start(nsqd.serve)
-        started.append(nsqd)
-        return nsqd
+        return await make_nsqd(**{"http_address": "", **overrides})
 
-    yield start
-    for nsqd in started:
-        nsqd.stop()
+    return start
 
 
 @pytest.fixture
