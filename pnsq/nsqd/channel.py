@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from ..wire.errors import FinFailedError, ReqFailedError, SubFailedError, TouchFailedError
 from ..wire.names import is_ephemeral
-from ..wire.server import ClientState
 from .backend import BackendQueue, NoBackend
 from .in_flight import DeferredQueue, InFlightQueue
 from .message import Message
@@ -137,21 +136,29 @@ class Channel:
             self._requeue(msg)
         self.dispatch(now)
         deadlines = [
-            d for d in (self.in_flight.next_deadline(), self.deferred.next_deadline()) if d
+            d
+            for d in (self.in_flight.next_deadline(), self.deferred.next_deadline())
+            if d is not None
         ]
         if deadlines and min(deadlines) < self.wake_at:
             self._nsqd.schedule(self, min(deadlines))
 
     # -- what consumers do with messages ------------------------------------------------------
 
-    def _pop_owned(self, client: ClientV2, msg_id: bytes) -> Message | str:
+    def _owned(self, client: ClientV2, msg_id: bytes) -> Message | str:
+        """The message ``client`` holds in flight, or NSQ's reason why it cannot act on it."""
         msg = self.in_flight.messages.get(msg_id)
         if msg is None:
             return "ID not in flight"
         if msg.client is not client:
             return "client does not own message"
-        self.in_flight.remove(msg)
-        client.in_flight_count -= 1
+        return msg
+
+    def _pop_owned(self, client: ClientV2, msg_id: bytes) -> Message | str:
+        msg = self._owned(client, msg_id)
+        if not isinstance(msg, str):
+            self.in_flight.remove(msg)
+            client.in_flight_count -= 1
         return msg
 
     def finish(self, client: ClientV2, msg_id: bytes, now: float) -> None:
@@ -175,16 +182,9 @@ class Channel:
             self._requeue(msg)
 
     def touch(self, client: ClientV2, msg_id: bytes, now: float) -> None:
-        msg = self.in_flight.messages.get(msg_id)
-        error = (
-            "ID not in flight"
-            if msg is None
-            else "client does not own message"
-            if msg.client is not client
-            else ""
-        )
-        if msg is None or error:
-            raise TouchFailedError(f"TOUCH {msg_id.decode('latin-1')} failed {error}")
+        msg = self._owned(client, msg_id)
+        if isinstance(msg, str):
+            raise TouchFailedError(f"TOUCH {msg_id.decode('latin-1')} failed {msg}")
         max_deadline = msg.delivered_at + self._nsqd.options.max_msg_timeout
         self.in_flight.touch(msg, client.msg_timeout, now, max_deadline)
 
@@ -232,6 +232,3 @@ class Channel:
         self.clients.clear()
         self.empty()
         self.backend.delete()
-
-    def subscribed_clients(self) -> list[ClientV2]:
-        return [c for c in self.clients.values() if c.state != ClientState.INIT]

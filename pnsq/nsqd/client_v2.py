@@ -56,7 +56,6 @@ class ClientV2:
         self.out = bytearray()
         self._lot = trio.lowlevel.ParkingLot()
         self.cancel_scope: trio.CancelScope | None = None
-        self.kicked = False
 
     @property
     def state(self) -> ClientState:
@@ -90,7 +89,6 @@ class ClientV2:
 
     def kick(self) -> None:
         """Close this connection (channel deleted, nsqd stopping)."""
-        self.kicked = True
         if self.cancel_scope is not None:
             self.cancel_scope.cancel()
 

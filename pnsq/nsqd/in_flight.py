@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterator
 
 from .message import Message
 
@@ -30,9 +29,6 @@ class InFlightQueue:
 
     def __len__(self) -> int:
         return len(self.messages)
-
-    def __iter__(self) -> Iterator[Message]:
-        return iter(self.messages.values())
 
     def add(self, msg: Message, timeout: float, now: float) -> None:
         msg.deadline = now + timeout
@@ -111,9 +107,6 @@ class DeferredQueue:
 
     def __len__(self) -> int:
         return len(self.messages)
-
-    def __iter__(self) -> Iterator[Message]:
-        return iter(self.messages.values())
 
     def add(self, msg: Message, deliver_at: float) -> None:
         msg.deliver_at = deliver_at
