@@ -1,49 +1,62 @@
 """Where a topic or channel puts messages its memory queue has no room for.
 
-NSQ calls it the backend queue: a diskqueue for durable topics and channels, a no-op for
-ephemeral ones. Until the disk queue exists every queue uses ``NoBackend``, which takes nothing:
-a full memory queue then refuses a publish (ephemeral ones drop the message, as NSQ's do).
+NSQ calls it the backend queue: a disk queue (``diskqueue.DiskQueue``) for durable topics and
+channels, a no-op for ephemeral ones (``NoBackend``), which takes nothing: an ephemeral queue
+drops what does not fit in memory, as NSQ's do.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Protocol
 
 from .message import Message
 
 
 class BackendQueue(Protocol):
-    def put(self, message: Message) -> bool:
+    ready: deque[Message]
+    """Messages read back from the backend, waiting for delivery (counted in ``depth``)."""
+
+    corrupt_count: int
+
+    def put(self, msg: Message, now: float) -> bool:
         """Store the message; False when it cannot (the caller refuses or drops it)."""
         ...
 
-    def get(self) -> Message | None:
-        """The oldest stored message, removed; None when empty."""
+    def writable(self) -> bool:
+        """Whether ``put`` would take a message now."""
+        ...
+
+    def request_read(self) -> None:
+        """The owner has room for more messages in ``ready``."""
         ...
 
     def depth(self) -> int: ...
 
     def empty(self) -> None: ...
 
-    def close(self) -> None: ...
-
     def delete(self) -> None: ...
 
 
 class NoBackend:
-    def put(self, message: Message) -> bool:
+    corrupt_count = 0
+
+    def __init__(self) -> None:
+        self.ready: deque[Message] = deque()
+
+    def put(self, msg: Message, now: float) -> bool:
         return False
 
-    def get(self) -> Message | None:
-        return None
+    def writable(self) -> bool:
+        return False
+
+    def request_read(self) -> None:
+        pass
 
     def depth(self) -> int:
         return 0
 
     def empty(self) -> None:
-        pass
-
-    def close(self) -> None:
         pass
 
     def delete(self) -> None:

@@ -9,6 +9,7 @@ No task, Event or channel is created per message.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 from ..wire.errors import FinFailedError, ReqFailedError, SubFailedError, TouchFailedError
 from ..wire.names import is_ephemeral
 from .backend import BackendQueue, NoBackend
+from .diskqueue import READ_AHEAD
 from .in_flight import DeferredQueue, InFlightQueue
 from .message import Message
 from .quantile import Quantile
@@ -34,8 +36,13 @@ class Channel:
         self.ephemeral = is_ephemeral(name)
         self._nsqd = nsqd
         self._mem_size = nsqd.options.mem_queue_size
+        self._durable = nsqd.disk.durable and not self.ephemeral  # every message via disk
         self.memory: deque[Message] = deque()
-        self.backend: BackendQueue = NoBackend()
+        self.backend: BackendQueue = (
+            NoBackend()
+            if self.ephemeral
+            else nsqd.open_backend(f"{topic_name}:{name}", self._disk_read, self._wants_disk)
+        )
         self.in_flight = InFlightQueue()
         self.deferred = DeferredQueue()
         self.clients: dict[int, ClientV2] = {}
@@ -61,22 +68,54 @@ class Channel:
 
     def has_room(self, n: int) -> bool:
         """Whether ``n`` more messages can be queued without refusing any."""
-        return self.ephemeral or len(self.memory) + n <= self._mem_size
+        return (
+            self.ephemeral
+            or self.backend.writable()
+            or (not self._durable and len(self.memory) + n <= self._mem_size)
+        )
 
     # -- putting messages in ----------------------------------------------------------------
 
     def put(self, messages: list[Message], now: float) -> None:
-        """Queue published messages (the topic checked ``has_room`` first)."""
+        """Queue published messages (the topic checked ``has_room`` first).
+
+        Memory while it has room and nothing waits on disk (so the disk backlog drains in
+        order); otherwise disk. Durable mode (``--sync-every=1``) puts everything on disk,
+        deferred messages too, with their time.
+        """
         self.message_count += len(messages)
-        memory, mem_size = self.memory, self._mem_size
+        memory, mem_size, backend = self.memory, self._mem_size, self.backend
+        durable, ephemeral = self._durable, self.ephemeral
+        for msg in messages:
+            if msg.deliver_at > now and not durable:
+                self._defer(msg, msg.deliver_at)
+            elif ephemeral or (not durable and len(memory) < mem_size and not backend.depth()):
+                memory.append(msg)
+            elif not backend.put(msg, now):
+                memory.append(msg)  # has_room() said yes; never lose an accepted message
+        self.dispatch(now)
+        if ephemeral and len(memory) > mem_size:  # NSQ's ephemeral channels drop the overflow
+            for _ in range(len(memory) - mem_size):
+                memory.pop()
+
+    def _disk_read(self, messages: list[Message]) -> None:
+        """Messages read back from the disk queue."""
+        now = self._nsqd.now()
+        ready = self.backend.ready
         for msg in messages:
             if msg.deliver_at > now:
                 self._defer(msg, msg.deliver_at)
-            elif len(memory) < mem_size:
-                memory.append(msg)
-            elif not self.backend.put(msg) and not self.ephemeral:
-                memory.append(msg)  # has_room() said yes; never lose an accepted message
+            else:
+                ready.append(msg)
         self.dispatch(now)
+
+    def _wants_disk(self) -> bool:
+        return (
+            not self.paused
+            and not self.exiting
+            and bool(self.clients)
+            and len(self.backend.ready) < READ_AHEAD
+        )
 
     def _requeue(self, msg: Message) -> None:
         # Already accepted: it goes back whatever the memory limit says.
@@ -92,17 +131,25 @@ class Channel:
     # -- delivery -----------------------------------------------------------------------
 
     def dispatch(self, now: float) -> None:
-        memory = self.memory
-        if self.paused or not memory or not self.clients:
+        """Hand queued messages (memory first, then read back from disk) to ready clients."""
+        if self.paused or not self.clients:
             return
+        memory, from_disk = self.memory, self.backend.ready
+        if memory or from_disk:
+            self._deliver(now, memory, from_disk)
+        if len(from_disk) < READ_AHEAD // 2:
+            self.backend.request_read()
+
+    def _deliver(self, now: float, memory: deque[Message], from_disk: deque[Message]) -> None:
         ready = [c for c in self.clients.values() if c.in_flight_count < c.ready_count]
         if not ready:
             return
         in_flight = self.in_flight
         shortest = math.inf
-        while ready and memory:
+        while ready and (memory or from_disk):
+            source = memory or from_disk
             for client in ready:
-                room = min(client.ready_count - client.in_flight_count, len(memory))
+                room = min(client.ready_count - client.in_flight_count, len(source))
                 if len(ready) > 1:
                     room = min(room, 1)
                     # Last served goes last: the round robin carries over to the next dispatch.
@@ -111,15 +158,16 @@ class Channel:
                 shortest = min(shortest, timeout)
                 sample_rate = client.sample_rate
                 for _ in range(room):
-                    msg = memory.popleft()
+                    msg = source.popleft()
                     if sample_rate and random.randint(0, 99) > sample_rate:
+                        msg.done()
                         continue  # NSQ's sampling: this channel loses the message
                     msg.attempts = (msg.attempts + 1) & 0xFFFF
                     msg.client = client
                     msg.delivered_at = now
                     in_flight.add(msg, timeout, now)
                     client.send_message(msg)
-                if not memory:
+                if not source:
                     break
             ready = [c for c in ready if c.in_flight_count < c.ready_count]
         if now + shortest < self.wake_at:
@@ -166,6 +214,7 @@ class Channel:
         if isinstance(msg, str):
             raise FinFailedError(f"FIN {msg_id.decode('latin-1')} failed {msg}")
         msg.client = None
+        msg.done()
         client.finish_count += 1
         if self.e2e is not None:
             self.e2e.insert(time.time_ns() - msg.timestamp, now)
@@ -210,9 +259,11 @@ class Channel:
 
     def pause(self) -> None:
         self.paused = True
+        self._nsqd.persist_metadata()
 
     def unpause(self, now: float) -> None:
         self.paused = False
+        self._nsqd.persist_metadata()
         self.dispatch(now)
 
     def empty(self) -> None:
@@ -232,3 +283,23 @@ class Channel:
         self.clients.clear()
         self.empty()
         self.backend.delete()
+
+    def close(self, now: float) -> None:
+        """Shutdown: everything held in memory, in flight or deferred goes to disk.
+
+        Each is written again with its attempts and deferral, and its old record (if it was
+        read back from disk) acknowledged, so a restart delivers it exactly once more.
+        """
+        self.exiting = True
+        backend = self.backend
+        held = [*self.memory, *self.in_flight.messages.values(), *self.deferred.messages.values()]
+        for msg in held:
+            if backend.put(msg, now):
+                msg.done()
+        self.memory.clear()
+        self.in_flight.clear()
+        self.deferred.clear()
+
+    def peek(self, n: int) -> list[Message]:
+        """The next ``n`` messages waiting for delivery, left where they are."""
+        return list(itertools.islice(itertools.chain(self.memory, self.backend.ready), n))

@@ -14,8 +14,8 @@ with NSQ's codes, checked in NSQ's order (which error a client sees depends on i
 A bug in a handler answers 500 ``INTERNAL_ERROR``, is logged with its traceback, and closes
 that connection only.
 
-Two choices NSQ leaves open: a publish the broker refuses for lack of room answers 503
-``QUEUE_FULL`` (NSQ only ever says 503 ``EXITING``; clients look at the status alone), and
+Two choices NSQ leaves open: a publish refused because the disk fails answers 503
+``DISK_ERROR`` (NSQ only ever says 503 ``EXITING``; clients look at the status alone), and
 ``PUT /config/log_level`` takes the level as plain text like NSQ (``debug``) or as a JSON
 string (``"debug"``).
 """
@@ -30,7 +30,7 @@ import re
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
@@ -55,6 +55,7 @@ from .stats import stats_document, stats_text
 from .topic import PutError
 
 if TYPE_CHECKING:
+    from .diskqueue import Round
     from .nsqd import NSQD
     from .topic import Topic
 
@@ -89,6 +90,7 @@ class Response:
     body: bytes = b""
     content_type: bytes | None = None  # none for an empty body, as Go's net/http
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    pending: Coroutine[Any, Any, Response] | None = None  # the real answer, awaited first
 
 
 @dataclass(slots=True)
@@ -169,8 +171,16 @@ def _put(nsqd: NSQD, topic: Topic, bodies: list[bytes], delay: float) -> Respons
         if nsqd.exiting or topic.exiting:
             raise HTTPError(503, "EXITING") from None
         log.warning("HTTP: publish to %s refused - %s", topic.name, err)
-        raise HTTPError(503, "QUEUE_FULL") from None
+        raise HTTPError(503, "DISK_ERROR") from None
+    if nsqd.disk.durable and not topic.ephemeral:
+        return Response(200, pending=_confirm(nsqd.disk.ticket()))
     return _OK
+
+
+async def _confirm(commit: Round) -> Response:
+    """Durable mode: OK once the disk round carrying the publish is fsynced."""
+    await commit.done.wait()
+    return _OK if commit.ok else _error(503, "DISK_ERROR")
 
 
 _GO_INT = re.compile(r"[+-]?[0-9]+")
@@ -627,6 +637,8 @@ class HTTPConnection:
         else:
             response, crashed = self._call(route, request)
             truncated = truncated or crashed
+            if response.pending is not None:
+                response = await response.pending
         close = truncated
         if route is None or route.logged:
             log.info("%d %s %s (%s)", response.status, method, event.target.decode(), self.remote)

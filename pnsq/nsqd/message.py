@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .client_v2 import ClientV2
+    from .diskqueue import DiskQueue
 
 # NSQ's epoch for message IDs: 2010-11-04 (ms >> 20 units of ns), as in its guid.go.
 _TWEPOCH = 1288834974288
@@ -28,6 +29,8 @@ class Message:
         "deliver_at",
         "delivered_at",
         "id",
+        "origin",
+        "seq",
         "timestamp",
     )
 
@@ -41,6 +44,14 @@ class Message:
         self.deadline = 0.0  # in-flight timeout (trio clock)
         self.delivered_at = 0.0
         self.bucket = 0.0  # the in-flight timeout it was filed under
+        self.origin: DiskQueue | None = None  # read back from this disk queue, not yet acked
+        self.seq = 0  # its number there (``origin.ack(seq)``)
+
+    def done(self) -> None:
+        """Finished, dropped or stored again: its disk record (if any) may go."""
+        if self.origin is not None:
+            self.origin.ack(self.seq)
+            self.origin = None
 
     def copy(self) -> Message:
         return Message(self.id, self.body, self.timestamp, self.deliver_at)

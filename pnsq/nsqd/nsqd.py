@@ -9,20 +9,26 @@ clients, then cancels whatever is left.
 
 from __future__ import annotations
 
+import fcntl
 import heapq
 import itertools
+import json
 import logging
 import math
+import os
 import time
 from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
 
+from .. import NSQ_VERSION
 from .._internal.netaddr import split_host_port
+from ..wire.names import is_ephemeral, is_valid_name
 from .channel import Channel
 from .client_v2 import ClientV2
-from .message import IdFactory
+from .diskqueue import Disk, DiskQueue
+from .message import IdFactory, Message
 from .options import Options
 from .topic import Topic
 
@@ -32,6 +38,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("pnsq.nsqd")
 
 SHUTDOWN_GRACE = 2.0
+
+
+class DataPathLockedError(Exception):
+    """Another nsqd holds the lock on the data path."""
 
 
 class NSQD:
@@ -51,6 +61,12 @@ class NSQD:
         self._timer_scope: trio.CancelScope | None = None
         self._stop = trio.Event()
         self._no_clients = trio.Event()
+        self.disk = Disk(options, self._set_health)
+        self.disk.metadata = self.metadata
+        self._lock_fd: int | None = None
+
+    def _set_health(self, health: str) -> None:
+        self.health = health
 
     @staticmethod
     def now() -> float:
@@ -64,18 +80,97 @@ class NSQD:
         if topic is None:
             topic = self.topics[name] = Topic(name, self)
             log.info("TOPIC(%s): created", name)
+            self.persist_metadata()
         return topic
 
     def delete_topic(self, name: str) -> None:
         topic = self.topics.pop(name)
         topic.delete()
         log.info("TOPIC(%s): deleted", name)
+        self.persist_metadata()
 
     def channel_created(self, topic: Topic, channel: Channel) -> None:
         log.info("TOPIC(%s): new channel(%s)", topic.name, channel.name)
+        self.persist_metadata()
 
     def channel_deleted(self, topic: Topic, channel: Channel) -> None:
         log.info("TOPIC(%s): deleted channel(%s)", topic.name, channel.name)
+        self.persist_metadata()
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def open_backend(
+        self, name: str, on_read: Callable[[list[Message]], None], wants_read: Callable[[], bool]
+    ) -> DiskQueue:
+        queue = DiskQueue(self.disk, name, on_read, wants_read)
+        self.disk.register(queue)
+        return queue
+
+    def persist_metadata(self) -> None:
+        """nsqd.dat is rewritten (atomically) by the disk task's next round."""
+        self.disk.persist_metadata()
+
+    def metadata(self) -> bytes:
+        """nsqd.dat: the durable topics and channels, and what is paused (NSQ's shape)."""
+        topics = [
+            {
+                "name": topic.name,
+                "paused": topic.paused,
+                "channels": [
+                    {"name": channel.name, "paused": channel.paused}
+                    for channel in topic.channels.values()
+                    if not channel.ephemeral
+                ],
+            }
+            for topic in self.topics.values()
+            if not topic.ephemeral
+        ]
+        return json.dumps({"topics": topics, "version": NSQ_VERSION}).encode()
+
+    def _load_metadata(self) -> None:
+        """Lock the data path, then restore the topics and channels of nsqd.dat."""
+        data_path = self.disk.data_path
+        fd = os.open(data_path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DataPathLockedError(
+                f"--data-path={data_path} is in use by another nsqd (it holds the lock)"
+            ) from None
+        self._lock_fd = fd
+        try:
+            with open(os.path.join(data_path, "nsqd.dat"), "rb") as f:
+                document = json.load(f)
+        except FileNotFoundError:
+            return
+        except ValueError as err:
+            log.error("failed to read nsqd.dat - %s: starting without it", err)
+            return
+        now = self.now()
+        for entry in document.get("topics", []):
+            name = entry.get("name", "")
+            if not is_valid_name(name) or is_ephemeral(name):
+                continue
+            topic = self.get_topic(name)
+            for item in entry.get("channels", []):
+                channel_name = item.get("name", "")
+                if is_valid_name(channel_name) and not is_ephemeral(channel_name):
+                    channel = topic.get_channel(channel_name, now)
+                    channel.paused = bool(item.get("paused"))
+            topic.paused = bool(entry.get("paused"))
+            if not topic.paused:
+                topic.unpause(now)
+
+    async def _close_queues(self) -> None:
+        """Shutdown: memory, in-flight and deferred messages to disk, everything synced."""
+        now = self.now()
+        for topic in self.topics.values():
+            topic.close(now)
+        await self.disk.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # -- clients --------------------------------------------------------------------------
 
@@ -128,6 +223,7 @@ class NSQD:
         """Listen on the TCP (and HTTP) addresses until ``stop()``; then close down."""
         from .protocol_v2 import handle_connection
 
+        self._load_metadata()
         tcp = await _listen(self.options.tcp_address)
         http = await _listen(self.options.http_address) if self.options.http_address else []
         self.tcp_address = _bound(tcp)
@@ -138,6 +234,7 @@ class NSQD:
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as listeners:
                 listeners.start_soon(self.run_timers)
+                listeners.start_soon(self.disk.run)
                 _serve(listeners, connections, tcp, lambda s: handle_connection(self, s))
                 if http:
                     from .http_api import handle_http_connection
@@ -156,6 +253,7 @@ class NSQD:
             connections.cancel_scope.cancel()
         for listener in tcp + http:
             await listener.aclose()
+        await self._close_queues()
         log.info("stopped")
 
     def stop(self) -> None:

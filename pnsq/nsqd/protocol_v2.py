@@ -38,6 +38,7 @@ from .client_v2 import ClientV2
 from .topic import PutError
 
 if TYPE_CHECKING:
+    from .diskqueue import Round
     from .nsqd import NSQD
 
 log = logging.getLogger("pnsq.nsqd")
@@ -55,6 +56,7 @@ class ConnectionV2:
         self.closing = False  # flush what is queued, then close
         self._drained = trio.lowlevel.ParkingLot()
         self._dispatch = False
+        self._commit: Round | None = None  # durable mode: the disk round this read waits on
         self._handlers: dict[type, Callable[[Any, float], None]] = {
             cmd.Fin: self._fin,
             cmd.Rdy: self._rdy,
@@ -94,10 +96,34 @@ class ConnectionV2:
             if not data:
                 return
             client.reader.receive_data(data)
-            if not self._process():
+            mark = len(client.out)
+            ok = self._process()
+            if self._commit is not None and not await self._await_commit(mark):
+                return
+            if not ok:
                 return
             while len(client.out) > HIGH_WATER:
                 await self._drained.park()
+
+    async def _await_commit(self, mark: int) -> bool:
+        """Durable mode: hold this read's answers until its records are fsynced.
+
+        One disk round (one fsync per file) covers every publish waiting for it, from every
+        connection. If it fails, the publisher gets E_PUB_FAILED instead of OK and is closed.
+        """
+        client = self.client
+        commit, self._commit = self._commit, None
+        assert commit is not None
+        held = client.out[mark:]
+        del client.out[mark:]
+        await commit.done.wait()
+        if not commit.ok:
+            self._fatal(PubFailedError(f"PUB failed {self.nsqd.health}"))
+            client.wake()
+            return False
+        client.out += held
+        client.wake()
+        return True
 
     def _process(self) -> bool:
         """Act on every complete command; False once a fatal error has been queued."""
@@ -217,6 +243,8 @@ class ConnectionV2:
     def _publish(self, topic_name: str, bodies: list[bytes], now: float, delay: float) -> None:
         topic = self.nsqd.get_topic(topic_name)
         topic.put(bodies, now, time.time_ns(), delay)
+        if self.nsqd.disk.durable and not topic.ephemeral:
+            self._commit = self.nsqd.disk.ticket()
         counts = self.client.pub_counts
         counts[topic_name] = counts.get(topic_name, 0) + len(bodies)
         self.client.out += _OK_FRAME

@@ -102,6 +102,8 @@ def topic_stats(topic: Topic, channels: list[Json], e2e: Json) -> Json:
         "message_bytes": topic.message_bytes,
         "paused": topic.paused,
         "e2e_processing_latency": e2e,
+        # pnsq's own, after NSQ's keys: damaged disk records skipped (and logged)
+        "backend_corrupt_count": topic.backend.corrupt_count,
     }
 
 
@@ -131,6 +133,7 @@ def channel_stats(
         "clients": clients,
         "paused": channel.paused,
         "e2e_processing_latency": e2e_stats(quantiles, percentiles, now),
+        "backend_corrupt_count": channel.backend.corrupt_count,
     }
 
 

@@ -30,9 +30,14 @@ class Topic:
         self.ephemeral = is_ephemeral(name)
         self._nsqd = nsqd
         self._mem_size = nsqd.options.mem_queue_size
+        self._durable = nsqd.disk.durable and not self.ephemeral
         self.channels: dict[str, Channel] = {}
         self.memory: deque[Message] = deque()
-        self.backend: BackendQueue = NoBackend()
+        self.backend: BackendQueue = (
+            NoBackend()
+            if self.ephemeral
+            else nsqd.open_backend(name, self._disk_read, self._wants_disk)
+        )
         self.paused = False
         self.exiting = False
         self.message_count = 0
@@ -51,12 +56,11 @@ class Topic:
         deliver_at = now + delay if delay > 0 else 0.0
         channels = list(self.channels.values())
         if channels and not self.paused:
-            if not deliver_at:
-                for channel in channels:
-                    if not channel.has_room(n):
-                        raise PutError(f"channel {channel.name} is full")
-        elif not self.ephemeral and len(self.memory) + n > self._mem_size:
-            raise PutError("topic queue is full")
+            for channel in channels:
+                if not channel.has_room(n):
+                    raise PutError(f"channel {channel.name}: {self._nsqd.health}")
+        elif not self._has_room(n):
+            raise PutError(f"topic {self.name}: {self._nsqd.health}")
         ids = self._nsqd.ids.take(n)
         messages = [Message(i, b, timestamp, deliver_at) for i, b in zip(ids, bodies, strict=True)]
         self.message_count += n
@@ -64,8 +68,26 @@ class Topic:
         if channels and not self.paused:
             self._fan_out(messages, channels, now)
         else:
-            room = max(self._mem_size - len(self.memory), 0) if self.ephemeral else n
-            self.memory.extend(messages[:room])  # ephemeral topics drop the overflow
+            self._keep(messages, now)
+
+    def _has_room(self, n: int) -> bool:
+        return (
+            self.ephemeral
+            or self.backend.writable()
+            or (not self._durable and len(self.memory) + n <= self._mem_size)
+        )
+
+    def _keep(self, messages: list[Message], now: float) -> None:
+        """No channel to give them to (or paused): memory, then disk."""
+        memory, backend = self.memory, self.backend
+        if self.ephemeral:
+            memory.extend(messages[: max(self._mem_size - len(memory), 0)])  # drop the rest
+            return
+        for msg in messages:
+            if not self._durable and len(memory) < self._mem_size and not backend.depth():
+                memory.append(msg)
+            elif not backend.put(msg, now):
+                memory.append(msg)  # _has_room() said yes
 
     def _fan_out(self, messages: list[Message], channels: list[Channel], now: float) -> None:
         channels[0].put(messages, now)
@@ -74,22 +96,26 @@ class Topic:
 
     def _release(self, now: float) -> None:
         """Hand what the topic kept to its channels (first channel, unpause)."""
-        if self.paused or not self.channels or not self.memory:
+        if self.paused or not self.channels:
             return
-        messages = list(self.memory)
-        self.memory.clear()
-        channels = list(self.channels.values())
-        for channel in channels:
-            channel.message_count += len(messages)
-        copies = [messages] + [[m.copy() for m in messages] for _ in channels[1:]]
-        for channel, batch in zip(channels, copies, strict=True):
-            for msg in batch:
-                if msg.deliver_at > now:
-                    channel.deferred.add(msg, msg.deliver_at)
-                    self._nsqd.schedule(channel, msg.deliver_at)
-                else:
-                    channel.memory.append(msg)
-            channel.dispatch(now)
+        if self.memory:
+            messages = list(self.memory)
+            self.memory.clear()
+            self._fan_out(messages, list(self.channels.values()), now)
+        self.backend.request_read()
+
+    def _disk_read(self, messages: list[Message]) -> None:
+        """Messages read back from the topic's disk queue: on to the channels."""
+        now = self._nsqd.now()
+        if self.paused or not self.channels:  # paused since the read was asked for
+            self._keep(messages, now)
+        else:
+            self._fan_out(messages, list(self.channels.values()), now)
+        for msg in messages:
+            msg.done()
+
+    def _wants_disk(self) -> bool:
+        return not self.paused and not self.exiting and bool(self.channels)
 
     # -- channels -----------------------------------------------------------------------
 
@@ -112,9 +138,11 @@ class Topic:
 
     def pause(self) -> None:
         self.paused = True
+        self._nsqd.persist_metadata()
 
     def unpause(self, now: float) -> None:
         self.paused = False
+        self._nsqd.persist_metadata()
         self._release(now)
 
     def empty(self) -> None:
@@ -128,3 +156,12 @@ class Topic:
             channel.delete()
         self.empty()
         self.backend.delete()
+
+    def close(self, now: float) -> None:
+        """Shutdown: every channel's held messages, then the topic's memory, to disk."""
+        self.exiting = True
+        for channel in self.channels.values():
+            channel.close(now)
+        for msg in self.memory:
+            self.backend.put(msg, now)
+        self.memory.clear()

@@ -176,36 +176,33 @@ async def test_cls_answers_close_wait_ignores_rdy_and_still_accepts_fin(
         assert sorted(m.body for m in await successor.read_messages(3)) == [b"2", b"3", b"4"]
 
 
-async def test_a_full_memory_queue_refuses_pub(start_nsqd: StartNSQD) -> None:
-    # NSQ would spill to its disk queue here; pnsq has none yet, so the PUB is refused.
+async def test_a_full_memory_queue_overflows_to_disk(start_nsqd: StartNSQD) -> None:
     nsqd = await start_nsqd(mem_queue_size=3)
     address = nsqd.tcp_address
     assert address is not None
     async with await V2Client.connect(address) as producer:
-        for _ in range(3):
-            await producer.pub("t", b"x")
-        await producer.send(b"PUB t\n\x00\x00\x00\x01x")
-        assert (await producer.read_error()).startswith(b"E_PUB_FAILED PUB failed ")
-        await producer.expect_closed()
-    assert nsqd.topics["t"].depth() == 3
+        for i in range(10):
+            await producer.pub("t", b"%d" % i)
+    topic = nsqd.topics["t"]
+    assert (topic.depth(), topic.backend.depth()) == (10, 7)
+    async with await open_consumer(address, "t", "c", rdy=100) as consumer:
+        received = await consumer.read_messages(10)
+        assert sorted(int(m.body) for m in received) == list(range(10))
+        assert await consumer.sync() == []
 
 
-async def test_a_full_channel_refuses_mpub_atomically(start_nsqd: StartNSQD) -> None:
+async def test_a_full_channel_overflows_mpub_to_disk(start_nsqd: StartNSQD) -> None:
     nsqd = await start_nsqd(mem_queue_size=5)
     address = nsqd.tcp_address
     assert address is not None
-    async with await open_consumer(address, "t", "c", rdy=0) as idle:
-        await idle.mpub("t", [b"1", b"2", b"3"])
-        await idle.send(b"MPUB t\n" + _mpub_body([b"4", b"5", b"6"]))
-        assert (await idle.read_error()).startswith(b"E_MPUB_FAILED MPUB failed ")
-        await idle.expect_closed()
-    channel = nsqd.topics["t"].channels["c"]
-    assert channel.depth() == 3, "nothing of the refused MPUB was queued"
     async with await open_consumer(address, "t", "c", rdy=0) as consumer:
-        await consumer.mpub("t", [b"4", b"5"])  # exactly fills the queue
+        await consumer.mpub("t", [b"1", b"2", b"3"])
+        await consumer.mpub("t", [b"4", b"5", b"6", b"7"])
+        channel = nsqd.topics["t"].channels["c"]
+        assert (channel.depth(), channel.backend.depth()) == (7, 2)
         await consumer.rdy(10)
-        received = await consumer.read_messages(5)
-        assert sorted(m.body for m in received) == [b"1", b"2", b"3", b"4", b"5"]
+        received = await consumer.read_messages(7)
+        assert sorted(m.body for m in received) == [b"%d" % i for i in range(1, 8)]
         assert await consumer.sync() == []
 
 

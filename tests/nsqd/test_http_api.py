@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 import trio
-from v2client import open_consumer
+from disk_faults import failing_write
+from v2client import open_consumer, wait_until
 
-from pnsq.nsqd import http_api
+from pnsq.nsqd import diskqueue, http_api
 from pnsq.nsqd.nsqd import NSQD
 
 JSON = "application/json; charset=utf-8"
@@ -191,13 +192,16 @@ async def test_pub_answers_503_when_nsqd_is_exiting(nsqd: NSQD, http: Any) -> No
         nsqd.exiting = False
 
 
-async def test_pub_answers_503_queue_full_when_the_topic_has_no_room(
-    make_nsqd: Any, http: Any
+async def test_pub_answers_503_disk_error_when_memory_is_full_and_the_disk_fails(
+    make_nsqd: Any, http: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     nsqd = await make_nsqd(mem_queue_size=1)
-    assert (await call(http, nsqd, "POST", "/pub?topic=t", b"1")).status == 200
-    await expect_error(http, nsqd, "POST", "/pub?topic=t", 503, "QUEUE_FULL", b"2")
-    assert nsqd.topics["t"].depth() == 1
+    monkeypatch.setattr(diskqueue, "_os_write", failing_write)
+    assert (await call(http, nsqd, "POST", "/pub?topic=t", b"1")).status == 200  # memory
+    assert (await call(http, nsqd, "POST", "/pub?topic=t", b"2")).status == 200  # disk
+    await wait_until(lambda: nsqd.health != "OK")
+    await expect_error(http, nsqd, "POST", "/pub?topic=t", 503, "DISK_ERROR", b"3")
+    assert nsqd.topics["t"].depth() == 2
 
 
 # -- /mpub ------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ TOPIC_KEYS = [
     "message_bytes",
     "paused",
     "e2e_processing_latency",
+    "backend_corrupt_count",  # pnsq's own, after NSQ's keys
 ]
 CHANNEL_KEYS = [
     "channel_name",
@@ -38,6 +39,7 @@ CHANNEL_KEYS = [
     "clients",
     "paused",
     "e2e_processing_latency",
+    "backend_corrupt_count",
 ]
 CLIENT_HEAD = [
     "client_id",
