@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 
 import trio
 
-from .nsqd import NSQD
+from .nsqd import NSQD, DataPathLockedError
 from .options import Options
 
 log = logging.getLogger("pnsq.nsqd")
@@ -28,5 +29,13 @@ async def serve_until_signalled(nsqd: NSQD) -> None:
 
 
 def run(options: Options) -> None:
-    """Serve until SIGTERM/SIGINT. Called by ``pnsq nsqd``."""
-    trio.run(serve_until_signalled, NSQD(options))
+    """Serve until SIGTERM/SIGINT. Called by ``pnsq nsqd``; exits 1 if it cannot start."""
+    failed = False
+    try:
+        trio.run(serve_until_signalled, NSQD(options))
+    except* (DataPathLockedError, OSError) as group:
+        for err in group.exceptions:
+            log.critical("%s", err)
+        failed = True
+    if failed:
+        sys.exit(1)

@@ -79,7 +79,7 @@ class RecordReader:
     ``feed(data)`` adds the next bytes; ``records()`` returns ``(payload, end position)`` for
     every complete intact record; ``finish()`` says no more bytes will come (end of a finished
     segment), so whatever is left is damaged. ``position`` is the file offset of the first
-    byte not yet consumed.
+    byte not yet consumed; ``read_to`` that of the next byte to feed.
     """
 
     def __init__(self, max_payload: int, position: int = 0) -> None:
@@ -91,6 +91,11 @@ class RecordReader:
 
     def feed(self, data: bytes) -> None:
         self._buf += data
+
+    @property
+    def read_to(self) -> int:
+        """The file offset of the next byte to feed."""
+        return self.position + len(self._buf)
 
     def pending(self) -> int:
         """Bytes still needed to complete the record at the front (0 if unknown)."""
@@ -229,6 +234,7 @@ class DiskQueue:
         self.written = (self.wfile, 0)
         self.unread = depth
         self.rfile, self.rpos = rfile, rpos
+        self._reader = RecordReader(self.disk.max_payload, rpos)
         self.acked = (rfile, rpos)
         self.low_file = min([*numbers, rfile])
 
@@ -330,7 +336,7 @@ class DiskQueue:
             work.fsync = True
         if not self.deleted and self.unread and self.wants_read():
             need = max(READ_CHUNK, self._reader.pending())
-            work.read = (self.rfile, self.rpos, need, self.wfile)
+            work.read = (self.rfile, self._reader.read_to, need, self.wfile)
         if self.deleted:
             work.delete_all = True
         elif full_sync and (self.meta_dirty or work.fsync or work.chunks):
@@ -563,13 +569,8 @@ class Disk:
         if self.metadata is not None and (self.metadata_dirty or closing):
             metadata = self.metadata()
             self.metadata_dirty = False
-        try:
-            error = await trio.to_thread.run_sync(
-                _execute, works, metadata, self.data_path, abandon_on_cancel=False
-            )
-        except BaseException:
-            current.done.set()
-            raise
+        with trio.CancelScope(shield=True):  # a round taken on is always finished
+            error = await trio.to_thread.run_sync(_execute, works, metadata, self.data_path)
         now, wall_ns = trio.current_time(), time.time_ns()
         for work in works:
             queue = work.queue
