@@ -21,6 +21,10 @@ from pnsq.wire import FRAME_TYPE_RESPONSE
 pytestmark = pytest.mark.timeout(120)
 
 
+def files(directory: str, pattern: str) -> list[Path]:
+    return list(Path(directory).glob(pattern))
+
+
 async def consume_all(address: tuple[str, int], topic: str, channel: str, n: int) -> list[Any]:
     """Exactly ``n`` messages, each FINished; then nothing more arrives."""
     received = []
@@ -77,15 +81,15 @@ async def test_mem_queue_size_0_sends_everything_through_disk(start_nsqd: StartN
         channel = nsqd.topics["t"].channels["c"]
         assert channel.backend.depth() == channel.depth() == 300
         assert not channel.memory
-        data_path = Path(nsqd.options.data_path)
-        await wait_until(lambda: len(list(data_path.glob("t:c.diskqueue.0*.dat"))) >= 3)
+        data_path = nsqd.options.data_path
+        await wait_until(lambda: len(files(data_path, "t:c.diskqueue.0*.dat")) >= 3)
         await consumer.rdy(1000)
         received = await consumer.read_messages(300)
         for message in received:
             await consumer.fin(message.id)
         assert sorted(m.body for m in received) == [b"%03d" % i for i in range(300)]
         # fully read and finished segments are deleted
-        await wait_until(lambda: len(list(data_path.glob("t:c.diskqueue.0*.dat"))) <= 2)
+        await wait_until(lambda: len(files(data_path, "t:c.diskqueue.0*.dat")) <= 2)
 
 
 async def test_ephemeral_channels_drop_what_does_not_fit_even_with_mem_queue_size_0(
@@ -100,7 +104,7 @@ async def test_ephemeral_channels_drop_what_does_not_fit_even_with_mem_queue_siz
         assert [m.body for m in received] == [b"1", b"2"]
         assert await consumer.sync() == []
         assert nsqd.topics["t"].channels["c#ephemeral"].depth() == 0
-    assert not list(Path(nsqd.options.data_path).glob("*ephemeral*"))
+    assert not files(nsqd.options.data_path, "*ephemeral*")
 
 
 # -- damaged records ------------------------------------------------------------------------
