@@ -540,6 +540,20 @@ main.add_command(
 )
 
 
+@main.command("dev")
+@click.option(
+    "--data-path", default="./data", show_default=True, help="where the daemons keep their data"
+)
+def _dev(data_path: str) -> None:
+    """Run a local cluster on 127.0.0.1: nsqlookupd (4160/4161) and nsqd (4150/4151).
+
+    Logs are prefixed with each daemon's name; Ctrl-C or SIGTERM stops them all.
+    """
+    from .tools.dev import run
+
+    sys.exit(run(data_path))
+
+
 @main.command("tail")
 @click.option("--topic", required=True, help="NSQ topic to print")
 @click.option("--channel", default=None, help="NSQ channel [default: tail<random>#ephemeral]")

@@ -329,6 +329,7 @@ def _put_config(nsqd: NSQD, request: Request) -> Response:
     name = request.path_param
     if name == "nsqlookupd_tcp_addresses":
         options = dataclasses.replace(nsqd.options, nsqlookupd_tcp_addresses=_addresses(request))
+        nsqd.lookup.set_addresses(options.nsqlookupd_tcp_addresses)
     elif name == "log_level":
         level = _log_level(request.body)
         options = dataclasses.replace(nsqd.options, log_level=level)

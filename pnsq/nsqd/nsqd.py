@@ -22,6 +22,7 @@ import trio
 from .._internal.netaddr import split_host_port
 from .channel import Channel
 from .client_v2 import ClientV2
+from .lookup import LookupPeers
 from .message import IdFactory
 from .options import Options
 from .topic import Topic
@@ -51,6 +52,7 @@ class NSQD:
         self._timer_scope: trio.CancelScope | None = None
         self._stop = trio.Event()
         self._no_clients = trio.Event()
+        self.lookup = LookupPeers(self)
 
     @staticmethod
     def now() -> float:
@@ -64,18 +66,22 @@ class NSQD:
         if topic is None:
             topic = self.topics[name] = Topic(name, self)
             log.info("TOPIC(%s): created", name)
+            self.lookup.topic_created(topic)
         return topic
 
     def delete_topic(self, name: str) -> None:
         topic = self.topics.pop(name)
         topic.delete()
         log.info("TOPIC(%s): deleted", name)
+        self.lookup.topic_deleted(name)
 
     def channel_created(self, topic: Topic, channel: Channel) -> None:
         log.info("TOPIC(%s): new channel(%s)", topic.name, channel.name)
+        self.lookup.channel_created(topic, channel)
 
     def channel_deleted(self, topic: Topic, channel: Channel) -> None:
         log.info("TOPIC(%s): deleted channel(%s)", topic.name, channel.name)
+        self.lookup.channel_deleted(topic, channel)
 
     # -- clients --------------------------------------------------------------------------
 
@@ -138,6 +144,7 @@ class NSQD:
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as listeners:
                 listeners.start_soon(self.run_timers)
+                listeners.start_soon(self.lookup.run)
                 _serve(listeners, connections, tcp, lambda s: handle_connection(self, s))
                 if http:
                     from .http_api import handle_http_connection

@@ -34,6 +34,7 @@ class Topic:
         self.memory: deque[Message] = deque()
         self.backend: BackendQueue = NoBackend()
         self.paused = False
+        self.awaiting_channels = False  # held like "no channel yet" until lookupd answers (#1508)
         self.exiting = False
         self.message_count = 0
         self.message_bytes = 0
@@ -49,7 +50,7 @@ class Topic:
             raise PutError("exiting")
         n = len(bodies)
         deliver_at = now + delay if delay > 0 else 0.0
-        channels = list(self.channels.values())
+        channels = [] if self.awaiting_channels else list(self.channels.values())
         if channels and not self.paused:
             if not deliver_at:
                 for channel in channels:
@@ -74,7 +75,7 @@ class Topic:
 
     def _release(self, now: float) -> None:
         """Hand what the topic kept to its channels (first channel, unpause)."""
-        if self.paused or not self.channels or not self.memory:
+        if self.paused or self.awaiting_channels or not self.channels or not self.memory:
             return
         messages = list(self.memory)
         self.memory.clear()
@@ -90,6 +91,11 @@ class Topic:
                 else:
                     channel.memory.append(msg)
             channel.dispatch(now)
+
+    def end_channel_wait(self, now: float) -> None:
+        """The lookupds' channels exist now (or they did not answer): deliver (#1508)."""
+        self.awaiting_channels = False
+        self._release(now)
 
     # -- channels -----------------------------------------------------------------------
 
