@@ -33,6 +33,8 @@ from .registration_db import Peer, RegistrationDB
 log = logging.getLogger("pnsq.lookupd")
 
 RECEIVE_SIZE = 16 * 1024
+LINGER_TIME = 0.5
+LINGER_BYTES = 256 * 1024
 
 
 class Lookupd:
@@ -134,6 +136,7 @@ class Lookupd:
                 )
                 out += encode_reply(err.to_bytes())
                 await stream.send_all(out)
+                await _linger(stream)
                 return
             if out:
                 await stream.send_all(out)
@@ -168,6 +171,19 @@ class Lookupd:
             self.db.unregister(peer, command.topic, channel)
             log.info("DB: client(%s) UNREGISTER %s", remote, what)
         return b"OK"
+
+
+async def _linger(stream: trio.SocketStream) -> None:
+    """Half-close and drop input for a moment: closing with unread input would reset the
+    connection and could destroy the error reply before the peer reads it."""
+    await stream.send_eof()
+    with trio.move_on_after(LINGER_TIME):
+        received = 0
+        while received < LINGER_BYTES:
+            data = await stream.receive_some(RECEIVE_SIZE)
+            if not data:
+                break
+            received += len(data)
 
 
 async def _listen(address: str) -> list[trio.SocketListener]:
