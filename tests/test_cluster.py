@@ -23,6 +23,7 @@ class Daemons:
     def __init__(self, tmp_path: Any) -> None:
         self.procs: list[subprocess.Popen[str]] = []
         self.tmp_path = tmp_path
+        self.last_ports: dict[str, int] = {}
 
     def start(self, *args: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
         """Start ``pnsq *args``; its ports from the 'listening on' log lines."""
@@ -43,6 +44,7 @@ class Daemons:
         assert len(ports) == 2, f"{args[0]} did not start"
         # keep reading its log so that it never blocks on a full pipe
         subprocess_drain(proc)
+        self.last_ports = ports
         return proc, ports
 
     def stop_all(self) -> None:
