@@ -163,9 +163,7 @@ async def test_a_new_topic_gets_the_channels_lookupd_knows_before_its_first_mess
     a.get_topic("t").get_channel("tail#ephemeral", trio.current_time())
     await until(lambda: registered(lookupd, a, "t", "c"))
     b = await make_nsqd(nsqlookupd_tcp_addresses=(tcp(lookupd),))
-    await until(
-        lambda: b.lookup.peers and all(p.http_address for p, _ in b.lookup.peers.values())
-    )
+    await until(lambda: b.lookup.peers and all(p.http_address for p, _ in b.lookup.peers.values()))
 
     response = await http(b.http_address, "POST", "/pub?topic=t", b"first")
     assert response.status == 200
