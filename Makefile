@@ -17,9 +17,7 @@ $(VENV)/.test-deps: pyproject.toml $(BIN)/pnsq
 	touch $@
 
 run: $(BIN)/pnsq
-	mkdir -p $(DATA)
-	$(BIN)/pnsq nsqd --tcp-address=127.0.0.1:4150 --http-address=127.0.0.1:4151 \
-		--broadcast-address=127.0.0.1 --data-path=$(DATA)
+	$(BIN)/pnsq dev --data-path=$(DATA)
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .

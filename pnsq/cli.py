@@ -26,9 +26,18 @@ from pnsq import NSQ_VERSION, __version__
 from pnsq._internal.duration import format_duration, parse_duration
 from pnsq._internal.logging import parse_log_level, setup_logging
 from pnsq._internal.netaddr import default_broadcast_address
+from pnsq.lookupd.options import LookupdOptions
 from pnsq.nsqd.options import Options
 
-__all__ = ["NSQD_FLAGS", "Flag", "build_options", "load_config", "main"]
+__all__ = [
+    "LOOKUPD_FLAGS",
+    "NSQD_FLAGS",
+    "Flag",
+    "build_lookupd_options",
+    "build_options",
+    "load_config",
+    "main",
+]
 
 Convert = Callable[[object], Any]
 _GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -278,11 +287,30 @@ _DEPRECATED = {
 _IGNORED_CONFIG_KEYS = frozenset({"verbose"})
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Options)}
 
+# nsqlookupd's flags (reference §5.4), the same machinery as nsqd's.
+# fmt: off
+LOOKUPD_FLAGS: tuple[Flag, ...] = (
+    _f("log-level", _log_level, "set log verbosity: debug, info, warn, error, or fatal"),
+    _f("log-prefix", _string, "log message prefix"),
+    _f("tcp-address", _string, "<addr>:<port> to listen on for TCP clients"),
+    _f("http-address", _string, "<addr>:<port> to listen on for HTTP clients"),
+    _f("broadcast-address", _string,
+       "address of this lookupd node, returned to nsqd in IDENTIFY",
+       default_text="this host's IP, as nsqd's --broadcast-address"),
+    _f("inactive-producer-timeout", _duration,
+       "duration of time a producer will remain in the active list since its last ping"),
+    _f("tombstone-lifetime", _duration,
+       "duration of time a producer will remain tombstoned if registration remains"),
+)
+# fmt: on
+_LOOKUPD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(LookupdOptions)}
+_LOOKUPD_DEPRECATED = {"verbose": "[deprecated] has no effect, use --log-level"}
 
-def _default_help(flag: Flag) -> str:
+
+def _default_help(flag: Flag, defaults: Mapping[str, object] = _DEFAULTS) -> str:
     if flag.default_text is not None:
         return flag.default_text
-    value = _DEFAULTS[flag.field]
+    value = defaults[flag.field]
     if flag.convert is _duration and isinstance(value, float):
         return format_duration(value)
     if isinstance(value, bool):
@@ -293,16 +321,21 @@ def _default_help(flag: Flag) -> str:
 # -- config file and resolution -------------------------------------------------------------------
 
 
-def load_config(path: str, warn: Callable[[str], None]) -> dict[str, object]:
-    """Read an nsqd TOML config file; unknown keys are reported through ``warn`` and dropped."""
+def load_config(
+    path: str,
+    warn: Callable[[str], None],
+    table: tuple[Flag, ...] = NSQD_FLAGS,
+    program: str = "nsqd",
+) -> dict[str, object]:
+    """Read a daemon's TOML config file; unknown keys are reported through ``warn`` and dropped."""
     try:
         with open(path, "rb") as file:
             raw = tomllib.load(file)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise click.ClickException(f"failed to load config file {path} - {exc}") from None
-    known = {flag.config_key for flag in NSQD_FLAGS}
+    known = {flag.config_key for flag in table}
     for key in sorted(set(raw) - known - _IGNORED_CONFIG_KEYS):
-        warn(f"pnsq nsqd: ignoring unknown key {key!r} in config file {path}")
+        warn(f"pnsq {program}: ignoring unknown key {key!r} in config file {path}")
     return {key: value for key, value in raw.items() if key in known}
 
 
@@ -313,8 +346,31 @@ def build_options(
 
     Raises click.ClickException naming the flag or key on an invalid value.
     """
+    options = Options(**_values(NSQD_FLAGS, flags, config, config_path))
+    _check(options)
+    if not options.broadcast_address:
+        options = dataclasses.replace(options, broadcast_address=default_broadcast_address())
+    return options
+
+
+def build_lookupd_options(
+    flags: Mapping[str, object], config: Mapping[str, object], config_path: str = "config file"
+) -> LookupdOptions:
+    """nsqlookupd's options, resolved as ``build_options`` resolves nsqd's."""
+    options = LookupdOptions(**_values(LOOKUPD_FLAGS, flags, config, config_path))
+    if not options.broadcast_address:
+        options = dataclasses.replace(options, broadcast_address=default_broadcast_address())
+    return options
+
+
+def _values(
+    table: tuple[Flag, ...],
+    flags: Mapping[str, object],
+    config: Mapping[str, object],
+    config_path: str,
+) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for flag in NSQD_FLAGS:
+    for flag in table:
         if flag.field in flags:
             raw, where = flags[flag.field], f"--{flag.name}"
         elif flag.config_key in config:
@@ -325,11 +381,7 @@ def build_options(
             values[flag.field] = flag.convert(raw)
         except ValueError as exc:
             raise click.ClickException(f"invalid value for {where}: {exc}") from None
-    options = Options(**values)
-    _check(options)
-    if not options.broadcast_address:
-        options = dataclasses.replace(options, broadcast_address=default_broadcast_address())
-    return options
+    return values
 
 
 def _check(options: Options) -> None:
@@ -372,14 +424,17 @@ class GoFlagCommand(click.Command):
             raise click.ClickException(exc.format_message()) from None
 
 
-def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        click.echo(f"nsqd v{NSQ_VERSION} (pnsq)")
-        ctx.exit()
+def _version_callback(program: str) -> Callable[[click.Context, click.Parameter, bool], None]:
+    def show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value and not ctx.resilient_parsing:
+            click.echo(f"{program} v{NSQ_VERSION} (pnsq)")
+            ctx.exit()
+
+    return show_version
 
 
-def _flag_option(flag: Flag) -> click.Option:
-    default = _default_help(flag)
+def _flag_option(flag: Flag, defaults: Mapping[str, object] = _DEFAULTS) -> click.Option:
+    default = _default_help(flag, defaults)
     bare: dict[str, Any] = {"is_flag": False, "flag_value": "true"} if flag.bare else {}
     return click.Option(
         [f"--{flag.name}", flag.field],
@@ -390,7 +445,12 @@ def _flag_option(flag: Flag) -> click.Option:
     )
 
 
-def _nsqd_params() -> list[click.Parameter]:
+def _daemon_params(
+    program: str,
+    table: tuple[Flag, ...],
+    defaults: Mapping[str, object],
+    deprecated: Mapping[str, str],
+) -> list[click.Parameter]:
     params: list[click.Parameter] = [
         click.Option(["--config"], metavar="FILE", help="path to config file (TOML)"),
         click.Option(
@@ -398,14 +458,14 @@ def _nsqd_params() -> list[click.Parameter]:
             is_flag=True,
             expose_value=False,
             is_eager=True,
-            callback=_show_version,
+            callback=_version_callback(program),
             help="print version string",
         ),
     ]
-    params += [_flag_option(flag) for flag in NSQD_FLAGS]
+    params += [_flag_option(flag, defaults) for flag in table]
     params += [
         click.Option([f"--{name}"], is_flag=False, flag_value="true", metavar="BOOL", help=text)
-        for name, text in _DEPRECATED.items()
+        for name, text in deprecated.items()
     ]
     return params
 
@@ -444,11 +504,54 @@ main.add_command(
     GoFlagCommand(
         "nsqd",
         callback=_nsqd,
-        params=_nsqd_params(),
+        params=_daemon_params("nsqd", NSQD_FLAGS, _DEFAULTS, _DEPRECATED),
         help=_nsqd.__doc__,
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
     )
 )
+
+
+@click.pass_context
+def _lookupd(ctx: click.Context, /, config: str | None, **params: object) -> None:
+    """Run nsqlookupd, the directory that tells consumers which nsqd has which topic."""
+    for name in _LOOKUPD_DEPRECATED:
+        if ctx.get_parameter_source(name.replace("-", "_")) is ParameterSource.COMMANDLINE:
+            _warn(f"pnsq lookupd: --{name} {_LOOKUPD_DEPRECATED[name]}")
+    given = {
+        flag.field: params[flag.field]
+        for flag in LOOKUPD_FLAGS
+        if ctx.get_parameter_source(flag.field) is ParameterSource.COMMANDLINE
+    }
+    file_values = load_config(config, _warn, LOOKUPD_FLAGS, "lookupd") if config else {}
+    options = build_lookupd_options(given, file_values, config or "config file")
+    setup_logging(options.log_level, options.log_prefix)
+    daemon: Any = importlib.import_module("pnsq.lookupd.daemon")
+    daemon.run(options)
+
+
+main.add_command(
+    GoFlagCommand(
+        "lookupd",
+        callback=_lookupd,
+        params=_daemon_params("nsqlookupd", LOOKUPD_FLAGS, _LOOKUPD_DEFAULTS, _LOOKUPD_DEPRECATED),
+        help=_lookupd.__doc__,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+    )
+)
+
+
+@main.command("dev")
+@click.option(
+    "--data-path", default="./data", show_default=True, help="where the daemons keep their data"
+)
+def _dev(data_path: str) -> None:
+    """Run a local cluster on 127.0.0.1: nsqlookupd (4160/4161) and nsqd (4150/4151).
+
+    Logs are prefixed with each daemon's name; Ctrl-C or SIGTERM stops them all.
+    """
+    from .tools.dev import run
+
+    sys.exit(run(data_path))
 
 
 @main.command("tail")

@@ -1,18 +1,8 @@
 """nsqd's HTTP API (reference §3): publishing, administration, /stats and /config.
 
-HTTP/1.1 is h11's job, driven directly on trio: bench/http_server_choice.py measured it against
-hypercorn's trio worker on a /ping handler, and the direct loop won (figures in that file), so
-no ASGI server sits in between. One task per connection: one big read, every request h11 has
-buffered is answered in turn (pipelining), and all answers to one read leave in one send.
-Handlers are plain functions ``(nsqd, request) -> Response``: nothing in the API waits, so no
-task is created per request and each answer is a consistent snapshot of the broker.
-
-A body is bounded before it is read: a Content-Length over the route's limit is refused with
-413 at once, and reading stops as soon as the body passes the limit (the connection is then
-closed, since the rest of the body is never read). Error answers are ``{"message": "CODE"}``
-with NSQ's codes, checked in NSQ's order (which error a client sees depends on it, B.5-B.7).
-A bug in a handler answers 500 ``INTERNAL_ERROR``, is logged with its traceback, and closes
-that connection only.
+The server itself is ``pnsq._internal.http_server`` (shared with nsqlookupd); this module holds
+nsqd's routes and handlers, plain functions ``(nsqd, request) -> Response``. Errors are checked
+in NSQ's order (which error a client sees depends on it, B.5-B.7).
 
 Two choices NSQ leaves open: a publish refused because the disk fails answers 503
 ``DISK_ERROR`` (NSQ only ever says 503 ``EXITING``; clients look at the status alone), and
@@ -30,24 +20,23 @@ import re
 import socket
 import struct
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from email.utils import formatdate
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, unquote_plus
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import h11
-else:
-    try:  # h11 compiled with mypyc: the same code and API, 2.7x faster per request here
-        import h11_mypyc as h11
-    except ImportError:
-        import h11
 import trio
 
 from .. import NSQ_VERSION
-from .._internal.connection import serve_connection
+from .._internal import http_server
+from .._internal.http_server import (
+    EMPTY,
+    OK,
+    HTTPError,
+    Request,
+    Response,
+    error,
+    first,
+    json_response,
+    text,
+)
 from .._internal.logging import LOG_LEVELS, parse_log_level
 from ..wire.names import is_valid_name
 from .options import Options
@@ -61,102 +50,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pnsq.nsqd")
 
-RECEIVE_SIZE = 64 * 1024
 IDLE_TIMEOUT = 60.0  # a connection silent (or not reading) for this long is closed
-# Closing with unread input makes the kernel reset the connection, which can destroy our answer
-# before the client reads it: so first half-close, and drop input for a moment (as Go does).
-LINGER_TIME = 0.5
-LINGER_BYTES = 256 * 1024
-
-_TEXT = b"text/plain; charset=utf-8"
-_JSON = b"application/json; charset=utf-8"
-_NSQ_HEADER = (b"X-Nsq-Content-Type", b"nsq; version=1.0")
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
-
-
-class HTTPError(Exception):
-    """An answer with NSQ's error shape: ``status`` and ``{"message": message}``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    body: bytes = b""
-    content_type: bytes | None = None  # none for an empty body, as Go's net/http
-    headers: tuple[tuple[bytes, bytes], ...] = ()
-    pending: Coroutine[Any, Any, Response] | None = None  # the real answer, awaited first
-
-
-@dataclass(slots=True)
-class Request:
-    method: str
-    path: str
-    query: str
-    body: bytes
-    truncated: bool  # reading stopped when the body passed the route's limit
-    path_param: str = ""  # ``:opt`` of /config/:opt
-
-    def params(self) -> dict[str, list[str]]:
-        """The query string as Go's url.ParseQuery reads it; 400 INVALID_REQUEST if malformed."""
-        try:
-            return parse_query(self.query)
-        except ValueError:
-            raise HTTPError(400, "INVALID_REQUEST") from None
-
-
-def parse_query(query: str) -> dict[str, list[str]]:
-    """``a=1&b=x+y`` -> ``{"a": ["1"], "b": ["x y"]}``; ValueError where Go's parser errs."""
-    params: dict[str, list[str]] = {}
-    for part in query.split("&"):
-        if not part:
-            continue
-        if ";" in part or _BAD_ESCAPE.search(part):
-            raise ValueError(part)
-        key, _, value = part.partition("=")
-        params.setdefault(unquote_plus(key), []).append(unquote_plus(value))
-    return params
-
-
-_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-def _first(params: dict[str, list[str]], key: str) -> str | None:
-    values = params.get(key)
-    return values[0] if values else None
-
-
-# -- responses --------------------------------------------------------------------------------
-
-
-def _text(body: str | bytes, status: int = 200) -> Response:
-    data = body.encode() if isinstance(body, str) else body
-    return Response(status, data, _TEXT if data else None)
-
-
-def _json(value: Any, status: int = 200) -> Response:
-    return Response(status, _ENCODE(value).encode(), _JSON)
-
-
-def _error(status: int, message: str, *headers: tuple[bytes, bytes]) -> Response:
-    return Response(status, _ENCODE({"message": message}).encode(), _JSON, headers)
-
-
-_EMPTY = Response(200)
-_OK = _text("OK")
-
 
 # -- publishing -------------------------------------------------------------------------------
 
 
 def _publish_topic(nsqd: NSQD, params: dict[str, list[str]]) -> Topic:
     """The ``topic`` parameter's topic, created if new (NSQ's getTopicFromQuery)."""
-    name = _first(params, "topic")
+    name = first(params, "topic")
     if name is None:
         raise HTTPError(400, "MISSING_ARG_TOPIC")
     if not is_valid_name(name):
@@ -174,13 +75,13 @@ def _put(nsqd: NSQD, topic: Topic, bodies: list[bytes], delay: float) -> Respons
         raise HTTPError(503, "DISK_ERROR") from None
     if nsqd.disk.durable and not topic.ephemeral:
         return Response(200, pending=_confirm(nsqd.disk.ticket()))
-    return _OK
+    return OK
 
 
 async def _confirm(commit: Round) -> Response:
     """Durable mode: OK once the disk round carrying the publish is fsynced."""
     await commit.done.wait()
-    return _OK if commit.ok else _error(503, "DISK_ERROR")
+    return OK if commit.ok else error(503, "DISK_ERROR")
 
 
 _GO_INT = re.compile(r"[+-]?[0-9]+")
@@ -188,7 +89,7 @@ _GO_INT = re.compile(r"[+-]?[0-9]+")
 
 def _defer(params: dict[str, list[str]], options: Options) -> float:
     """``defer`` in ms, 0..max-req-timeout, as seconds; 400 INVALID_DEFER otherwise."""
-    text = _first(params, "defer")
+    text = first(params, "defer")
     if text is None:
         return 0.0
     valid = len(text) < 4000 and _GO_INT.fullmatch(text)  # int() refuses much longer
@@ -214,7 +115,7 @@ _INT32 = struct.Struct(">i")
 def _mpub(nsqd: NSQD, request: Request) -> Response:
     params = request.params()
     topic = _publish_topic(nsqd, params)  # created even if the body is then refused (B.7)
-    binary = _first(params, "binary")
+    binary = first(params, "binary")
     if request.truncated:
         raise HTTPError(413, "BODY_TOO_BIG")
     options = nsqd.options
@@ -269,33 +170,33 @@ def _existing_topic(nsqd: NSQD, name: str | None, *, validate: bool = False) -> 
 
 def _create_topic(nsqd: NSQD, request: Request) -> Response:
     _publish_topic(nsqd, request.params())
-    return _EMPTY
+    return EMPTY
 
 
 def _delete_topic(nsqd: NSQD, request: Request) -> Response:
-    topic = _existing_topic(nsqd, _first(request.params(), "topic"))
+    topic = _existing_topic(nsqd, first(request.params(), "topic"))
     nsqd.delete_topic(topic.name)
-    return _EMPTY
+    return EMPTY
 
 
 def _empty_topic(nsqd: NSQD, request: Request) -> Response:
-    _existing_topic(nsqd, _first(request.params(), "topic"), validate=True).empty()
-    return _EMPTY
+    _existing_topic(nsqd, first(request.params(), "topic"), validate=True).empty()
+    return EMPTY
 
 
 def _pause_topic(nsqd: NSQD, request: Request) -> Response:
-    topic = _existing_topic(nsqd, _first(request.params(), "topic"))
+    topic = _existing_topic(nsqd, first(request.params(), "topic"))
     if request.path.endswith("unpause"):
         topic.unpause(trio.current_time())
     else:
         topic.pause()
-    return _EMPTY
+    return EMPTY
 
 
 def _topic_and_channel(nsqd: NSQD, request: Request) -> tuple[Topic, str]:
     """NSQ's GetTopicChannelArgs then an existing topic: /channel/* errors (B.6)."""
     params = request.params()
-    topic_name, channel_name = _first(params, "topic"), _first(params, "channel")
+    topic_name, channel_name = first(params, "topic"), first(params, "channel")
     if topic_name is None:
         raise HTTPError(400, "MISSING_ARG_TOPIC")
     if not is_valid_name(topic_name):
@@ -310,7 +211,7 @@ def _topic_and_channel(nsqd: NSQD, request: Request) -> tuple[Topic, str]:
 def _create_channel(nsqd: NSQD, request: Request) -> Response:
     topic, name = _topic_and_channel(nsqd, request)
     topic.get_channel(name, trio.current_time())
-    return _EMPTY
+    return EMPTY
 
 
 def _channel_action(nsqd: NSQD, request: Request) -> Response:
@@ -328,7 +229,7 @@ def _channel_action(nsqd: NSQD, request: Request) -> Response:
         channel.pause()
     else:
         channel.unpause(trio.current_time())
-    return _EMPTY
+    return EMPTY
 
 
 # -- information --------------------------------------------------------------------------------
@@ -336,12 +237,12 @@ def _channel_action(nsqd: NSQD, request: Request) -> Response:
 
 def _ping(nsqd: NSQD, request: Request) -> Response:
     health = nsqd.health
-    return _text(health, 200 if health == "OK" else 500)
+    return text(health, 200 if health == "OK" else 500)
 
 
 def _info(nsqd: NSQD, request: Request) -> Response:
     options = nsqd.options
-    return _json(
+    return json_response(
         {
             "version": NSQ_VERSION,
             "broadcast_address": options.broadcast_address,
@@ -363,19 +264,19 @@ def _stats(nsqd: NSQD, request: Request) -> Response:
     params = request.params()
     document = stats_document(
         nsqd,
-        topic=_first(params, "topic") or "",
-        channel=_first(params, "channel") or "",
-        include_clients=_BOOL_PARAMS.get(_first(params, "include_clients") or "", True),
-        include_mem=_BOOL_PARAMS.get(_first(params, "include_mem") or "", True),
+        topic=first(params, "topic") or "",
+        channel=first(params, "channel") or "",
+        include_clients=_BOOL_PARAMS.get(first(params, "include_clients") or "", True),
+        include_mem=_BOOL_PARAMS.get(first(params, "include_mem") or "", True),
     )
-    if _first(params, "format") == "json":
-        return _json(document)
-    return _text(stats_text(document, time.time()))
+    if first(params, "format") == "json":
+        return json_response(document)
+    return text(stats_text(document, time.time()))
 
 
 def _free_memory(nsqd: NSQD, request: Request) -> Response:
     gc.collect()
-    return _EMPTY
+    return EMPTY
 
 
 # -- /config/:opt -------------------------------------------------------------------------------
@@ -418,14 +319,14 @@ def config_value(options: Options, name: str) -> Response:
         raise HTTPError(400, "INVALID_OPTION")
     value = getattr(options, field)
     if field in _GO_ENUMS:
-        return _json(_GO_ENUMS[field].get(value, 0))
+        return json_response(_GO_ENUMS[field].get(value, 0))
     if isinstance(value, str):
-        return _text(value)
+        return text(value)
     if isinstance(value, float):
-        return _json(_ns(value))
+        return json_response(_ns(value))
     if isinstance(value, tuple):
-        return _json(list(value) or None)
-    return _json(value)
+        return json_response(list(value) or None)
+    return json_response(value)
 
 
 def _get_config(nsqd: NSQD, request: Request) -> Response:
@@ -438,6 +339,7 @@ def _put_config(nsqd: NSQD, request: Request) -> Response:
     name = request.path_param
     if name == "nsqlookupd_tcp_addresses":
         options = dataclasses.replace(nsqd.options, nsqlookupd_tcp_addresses=_addresses(request))
+        nsqd.lookup.set_addresses(options.nsqlookupd_tcp_addresses)
     elif name == "log_level":
         level = _log_level(request.body)
         options = dataclasses.replace(nsqd.options, log_level=level)
@@ -476,25 +378,19 @@ def _log_level(body: bytes) -> str:
 
 # -- routing ------------------------------------------------------------------------------------
 
-Handler = Callable[["NSQD", Request], Response]
+
+def _max_msg_size(nsqd: NSQD) -> int:
+    return nsqd.options.max_msg_size
 
 
-def _max_msg_size(options: Options) -> int:
-    return options.max_msg_size
+def _max_body_size(nsqd: NSQD) -> int:
+    return nsqd.options.max_body_size
 
 
-def _max_body_size(options: Options) -> int:
-    return options.max_body_size
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    handler: Handler
-    body_limit: Callable[[Options], int] = _max_body_size
-    too_big: str = "BODY_TOO_BIG"  # the 413 code for a body over the limit
-    handler_checks_size: bool = False  # the handler reports a truncated body itself
-    logged: bool = True  # NSQ logs every request but publishes
-
+if TYPE_CHECKING:
+    Route = http_server.Route[NSQD]
+else:  # calling a subscripted generic would set __orig_class__ on a frozen instance
+    Route = http_server.Route
 
 _ROUTES: dict[str, dict[str, Route]] = {
     "/ping": {"GET": Route(_ping)},
@@ -520,207 +416,9 @@ _ROUTES: dict[str, dict[str, Route]] = {
 }
 
 
-def _find_route(path: str) -> tuple[dict[str, Route] | None, str]:
-    """The routes of ``path`` by method, and the ``:opt`` of /config/:opt."""
-    methods = _ROUTES.get(path)
-    if methods is None and path.startswith("/config/"):
-        opt = path[len("/config/") :]
-        if opt and "/" not in opt:
-            return _ROUTES["/config/:opt"], opt
-    return methods, ""
-
-
-def _allow(methods: dict[str, Route]) -> tuple[bytes, bytes]:
-    return b"Allow", ", ".join([*sorted(methods), "OPTIONS"]).encode()
-
-
-def _split_target(target: bytes) -> tuple[str, str]:
-    text = target.decode("ascii", "replace")
-    if "://" in text.partition("?")[0]:  # absolute form: http://host:port/path?query
-        text = "/" + text.split("://", 1)[1].partition("/")[2]
-    path, _, query = text.partition("?")
-    return unquote(path), query
-
-
-# -- one connection -----------------------------------------------------------------------------
-
-
-class _ClientGoneError(Exception):
-    """The client went away in the middle of a request."""
-
-
-class HTTPConnection:
-    """Serves the requests of one client until it closes, falls silent, or must be closed."""
-
-    def __init__(self, nsqd: NSQD, stream: trio.SocketStream, remote: str) -> None:
-        self.nsqd = nsqd
-        self.stream = stream
-        self.remote = remote
-        self.conn = h11.Connection(h11.SERVER)
-        self.out = bytearray()
-        self.closing = False  # we decided to close, maybe before the client finished sending
-        self.idle = trio.CancelScope()
-
-    async def run(self) -> None:
-        # One scope for the connection, its deadline pushed back before every read and write:
-        # cheaper than a scope per operation, and a client silent that long is dropped.
-        with trio.CancelScope() as self.idle:
-            try:
-                await self._serve()
-            except _ClientGoneError:
-                return
-        if self.closing and not self.idle.cancelled_caught:
-            await self._linger()
-
-    async def _serve(self) -> None:
-        conn = self.conn
-        try:
-            while True:
-                event = await self._next_event()
-                if not isinstance(event, h11.Request) or not await self._answer(event):
-                    break
-                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                    break
-                conn.start_next_cycle()
-        except h11.RemoteProtocolError as exc:
-            self._bad_request(exc)
-        await self._flush()
-
-    async def _linger(self) -> None:
-        await self.stream.send_eof()
-        received = 0
-        with trio.move_on_after(LINGER_TIME):
-            while received < LINGER_BYTES:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
-                if not data:
-                    break
-                received += len(data)
-
-    async def _next_event(self) -> type[h11.PAUSED | h11.NEED_DATA] | h11.Event:
-        """The next event; answers queued so far are sent before waiting for more bytes."""
-        conn = self.conn
-        while True:
-            event = conn.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            await self._flush()
-            self.idle.deadline = trio.current_time() + IDLE_TIMEOUT
-            conn.receive_data(await self.stream.receive_some(RECEIVE_SIZE))
-
-    async def _flush(self) -> None:
-        if self.out:
-            data, self.out = self.out, bytearray()
-            self.idle.deadline = trio.current_time() + IDLE_TIMEOUT
-            await self.stream.send_all(data)
-
-    async def _answer(self, event: h11.Request) -> bool:
-        """Read the body, answer; False when the connection must close afterwards."""
-        method = event.method.decode("ascii")
-        path, query = _split_target(event.target)
-        methods, param = _find_route(path)
-        route = methods.get(method) if methods else None
-        limit = route.body_limit(self.nsqd.options) if route else self.nsqd.options.max_body_size
-        too_big = route.too_big if route else "BODY_TOO_BIG"
-        if _content_length(event) > limit:
-            self._respond(method, _error(413, too_big), close=True)
-            return False
-        body, truncated = await self._read_body(limit)
-        request = Request(method, path, query, body, truncated, param)
-        if methods is None:
-            response = _error(404, "NOT_FOUND")
-        elif route is None and method == "OPTIONS":
-            response = Response(200, headers=(_allow(methods),))
-        elif route is None:
-            response = _error(405, "METHOD_NOT_ALLOWED", _allow(methods))
-        elif truncated and not route.handler_checks_size:
-            response = _error(413, too_big)
-        else:
-            response, crashed = self._call(route, request)
-            truncated = truncated or crashed
-            if response.pending is not None:
-                response = await response.pending
-        close = truncated
-        if route is None or route.logged:
-            log.info("%d %s %s (%s)", response.status, method, event.target.decode(), self.remote)
-        self._respond(method, response, close=close)
-        return not close
-
-    def _call(self, route: Route, request: Request) -> tuple[Response, bool]:
-        """The handler's answer, and whether it crashed (the connection then closes)."""
-        try:
-            return route.handler(self.nsqd, request), False
-        except HTTPError as err:
-            return _error(err.status, err.message), False
-        except Exception:
-            log.exception("HTTP: internal error in %s %s", request.method, request.path)
-            return _error(500, "INTERNAL_ERROR"), True
-
-    async def _read_body(self, limit: int) -> tuple[bytes, bool]:
-        """The request body, or (b"", True) as soon as it passes ``limit`` bytes."""
-        conn = self.conn
-        if conn.client_is_waiting_for_100_continue:
-            self.out += conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            event = await self._next_event()
-            if isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > limit:
-                    return b"", True
-                chunks.append(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                return b"".join(chunks), False
-            else:
-                raise _ClientGoneError
-
-    def _respond(self, method: str, response: Response, *, close: bool) -> None:
-        headers = [_NSQ_HEADER, (b"Date", _http_date()), *response.headers]
-        if response.content_type is not None:
-            headers.append((b"Content-Type", response.content_type))
-        headers.append((b"Content-Length", b"%d" % len(response.body)))
-        if close:
-            headers.append((b"Connection", b"close"))
-            self.closing = True
-        status = response.status
-        out, send = self.out, self.conn.send
-        out += send(h11.Response(status_code=status, headers=headers, reason=_REASONS[status]))
-        if response.body and method != "HEAD":
-            out += send(h11.Data(data=response.body))
-        out += send(h11.EndOfMessage())
-
-    def _bad_request(self, exc: h11.RemoteProtocolError) -> None:
-        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return
-        log.info("HTTP: bad request from %s - %s", self.remote, exc)
-        status = exc.error_status_hint
-        message = "REQUEST_HEADER_FIELDS_TOO_LARGE" if status == 431 else "BAD_REQUEST"
-        self._respond("", _error(status, message), close=True)
-
-
-def _content_length(event: h11.Request) -> int:
-    for name, value in event.headers:
-        if name == b"content-length":
-            return int(value)  # h11 has checked it is a number
-    return 0
-
-
-_date_cache: tuple[int, bytes] = (0, b"")
-
-
-def _http_date() -> bytes:
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True).encode())
-    return _date_cache[1]
+_ROUTER = http_server.Router(_ROUTES, _max_body_size, log)
 
 
 async def handle_http_connection(nsqd: NSQD, stream: trio.SocketStream) -> None:
     """Serve one HTTP client until it goes away; never raises."""
-    try:
-        host, port = stream.socket.getpeername()[:2]
-    except OSError:
-        return
-    remote = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    await serve_connection(stream, HTTPConnection(nsqd, stream, remote).run, log, f"HTTP {remote}")
+    await http_server.serve_http_connection(nsqd, _ROUTER, stream, IDLE_TIMEOUT)

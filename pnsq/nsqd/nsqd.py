@@ -28,6 +28,7 @@ from ..wire.names import is_ephemeral, is_valid_name
 from .channel import Channel
 from .client_v2 import ClientV2
 from .diskqueue import Disk, DiskQueue
+from .lookup import LookupPeers
 from .message import IdFactory, Message
 from .options import Options
 from .topic import Topic
@@ -64,6 +65,7 @@ class NSQD:
         self.disk = Disk(options, self._set_health)
         self.disk.metadata = self.metadata
         self._lock_fd: int | None = None
+        self.lookup = LookupPeers(self)
 
     def _set_health(self, health: str) -> None:
         self.health = health
@@ -81,6 +83,7 @@ class NSQD:
             topic = self.topics[name] = Topic(name, self)
             log.info("TOPIC(%s): created", name)
             self.persist_metadata()
+            self.lookup.topic_created(topic)
         return topic
 
     def delete_topic(self, name: str) -> None:
@@ -88,14 +91,17 @@ class NSQD:
         topic.delete()
         log.info("TOPIC(%s): deleted", name)
         self.persist_metadata()
+        self.lookup.topic_deleted(name)
 
     def channel_created(self, topic: Topic, channel: Channel) -> None:
         log.info("TOPIC(%s): new channel(%s)", topic.name, channel.name)
         self.persist_metadata()
+        self.lookup.channel_created(topic, channel)
 
     def channel_deleted(self, topic: Topic, channel: Channel) -> None:
         log.info("TOPIC(%s): deleted channel(%s)", topic.name, channel.name)
         self.persist_metadata()
+        self.lookup.channel_deleted(topic, channel)
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -235,6 +241,7 @@ class NSQD:
             async with trio.open_nursery() as listeners:
                 listeners.start_soon(self.run_timers)
                 listeners.start_soon(self.disk.run)
+                listeners.start_soon(self.lookup.run)
                 _serve(listeners, connections, tcp, lambda s: handle_connection(self, s))
                 if http:
                     from .http_api import handle_http_connection

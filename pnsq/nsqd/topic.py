@@ -39,6 +39,7 @@ class Topic:
             else nsqd.open_backend(name, self._disk_read, self._wants_disk)
         )
         self.paused = False
+        self.awaiting_channels = False  # held like "no channel yet" until lookupd answers (#1508)
         self.exiting = False
         self.message_count = 0
         self.message_bytes = 0
@@ -54,7 +55,7 @@ class Topic:
             raise PutError("exiting")
         n = len(bodies)
         deliver_at = now + delay if delay > 0 else 0.0
-        channels = list(self.channels.values())
+        channels = [] if self.awaiting_channels else list(self.channels.values())
         if channels and not self.paused:
             for channel in channels:
                 if not channel.has_room(n):
@@ -96,7 +97,7 @@ class Topic:
 
     def _release(self, now: float) -> None:
         """Hand what the topic kept to its channels (first channel, unpause)."""
-        if self.paused or not self.channels:
+        if self.paused or self.awaiting_channels or not self.channels:
             return
         if self.memory:
             messages = list(self.memory)
@@ -107,7 +108,7 @@ class Topic:
     def _disk_read(self, messages: list[Message]) -> None:
         """Messages read back from the topic's disk queue: on to the channels."""
         now = self._nsqd.now()
-        if self.paused or not self.channels:  # paused since the read was asked for
+        if self.paused or self.awaiting_channels or not self.channels:  # changed since asked
             self._keep(messages, now)
         else:
             self._fan_out(messages, list(self.channels.values()), now)
@@ -115,7 +116,17 @@ class Topic:
             msg.done()
 
     def _wants_disk(self) -> bool:
-        return not self.paused and not self.exiting and bool(self.channels)
+        return (
+            not self.paused
+            and not self.awaiting_channels
+            and not self.exiting
+            and bool(self.channels)
+        )
+
+    def end_channel_wait(self, now: float) -> None:
+        """The lookupds' channels exist now (or they did not answer): deliver (#1508)."""
+        self.awaiting_channels = False
+        self._release(now)
 
     # -- channels -----------------------------------------------------------------------
 

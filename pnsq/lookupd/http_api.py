@@ -1,0 +1,183 @@
+"""nsqlookupd's HTTP API (reference §5.3), on the server nsqd uses too.
+
+Lists come out sorted (NSQ's come in Go's map order, which no client may rely on) and empty
+lists as ``[]``, as NSQ's lookupd writes them. /lookup answers 404 ``TOPIC_NOT_FOUND`` only for
+a topic name never seen (B.9) and hides producers that are inactive or tombstoned for the
+topic; /nodes hides only inactive ones, and says per topic whether the node is tombstoned.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .. import NSQ_VERSION
+from .._internal import http_server
+from .._internal.http_server import (
+    EMPTY,
+    OK,
+    HTTPError,
+    Request,
+    Response,
+    first,
+    json_response,
+)
+from ..wire.names import is_valid_name
+from .registration_db import PEER_FIELDS, Peer
+
+if TYPE_CHECKING:
+    from .lookupd import Lookupd
+
+    Route = http_server.Route[Lookupd]
+else:
+    Route = http_server.Route
+
+log = logging.getLogger("pnsq.lookupd")
+
+MAX_BODY = 1024 * 1024  # no lookupd route reads a body; refuse big ones early
+
+
+def _peer_json(peer: Peer) -> dict[str, Any]:
+    info = peer.info
+    return {key: info[key] for key in PEER_FIELDS}
+
+
+def _topic_param(params: dict[str, list[str]]) -> str:
+    name = first(params, "topic")
+    if name is None:
+        raise HTTPError(400, "MISSING_ARG_TOPIC")
+    return name
+
+
+def _topic_channel_params(request: Request) -> tuple[str, str]:
+    """NSQ's GetTopicChannelArgs."""
+    params = request.params()
+    topic = _topic_param(params)
+    if not is_valid_name(topic):
+        raise HTTPError(400, "INVALID_ARG_TOPIC")
+    channel = first(params, "channel")
+    if channel is None:
+        raise HTTPError(400, "MISSING_ARG_CHANNEL")
+    if not is_valid_name(channel):
+        raise HTTPError(400, "INVALID_ARG_CHANNEL")
+    return topic, channel
+
+
+def _ping(lookupd: Lookupd, request: Request) -> Response:
+    return OK
+
+
+def _info(lookupd: Lookupd, request: Request) -> Response:
+    return json_response({"version": NSQ_VERSION})
+
+
+def _lookup(lookupd: Lookupd, request: Request) -> Response:
+    topic = _topic_param(request.params())
+    db, options = lookupd.db, lookupd.options
+    if topic not in db.topics:
+        raise HTTPError(404, "TOPIC_NOT_FOUND")
+    producers = db.active_producers(
+        topic, lookupd.now(), options.inactive_producer_timeout, options.tombstone_lifetime
+    )
+    return json_response(
+        {
+            "channels": sorted(db.channel_names(topic)),
+            "producers": [_peer_json(peer) for peer in producers],
+        }
+    )
+
+
+def _topics(lookupd: Lookupd, request: Request) -> Response:
+    return json_response({"topics": sorted(lookupd.db.topics)})
+
+
+def _channels(lookupd: Lookupd, request: Request) -> Response:
+    topic = _topic_param(request.params())
+    return json_response({"channels": sorted(lookupd.db.channel_names(topic))})
+
+
+def _nodes(lookupd: Lookupd, request: Request) -> Response:
+    options = lookupd.options
+    nodes = lookupd.db.nodes(
+        lookupd.now(), options.inactive_producer_timeout, options.tombstone_lifetime
+    )
+    producers = []
+    for peer, topics, tombstones in nodes:
+        pairs = sorted(zip(topics, tombstones, strict=True))
+        producers.append(
+            {
+                **_peer_json(peer),
+                "tombstones": [tombstoned for _, tombstoned in pairs],
+                "topics": [topic for topic, _ in pairs],
+            }
+        )
+    return json_response({"producers": producers})
+
+
+def _create_topic(lookupd: Lookupd, request: Request) -> Response:
+    topic = _topic_param(request.params())
+    if not is_valid_name(topic):
+        raise HTTPError(400, "INVALID_ARG_TOPIC")
+    log.info("DB: adding topic(%s)", topic)
+    lookupd.db.create_topic(topic)
+    return EMPTY
+
+
+def _delete_topic(lookupd: Lookupd, request: Request) -> Response:
+    topic = _topic_param(request.params())
+    log.info("DB: removing topic(%s)", topic)
+    lookupd.db.delete_topic(topic)
+    return EMPTY
+
+
+def _tombstone_topic_producer(lookupd: Lookupd, request: Request) -> Response:
+    params = request.params()
+    topic = _topic_param(params)
+    node = first(params, "node")
+    if node is None:
+        raise HTTPError(400, "MISSING_ARG_NODE")
+    log.info("DB: setting tombstone for producer@%s of topic(%s)", node, topic)
+    lookupd.db.tombstone(topic, node, lookupd.now())
+    return EMPTY
+
+
+def _create_channel(lookupd: Lookupd, request: Request) -> Response:
+    topic, channel = _topic_channel_params(request)
+    log.info("DB: adding channel(%s) in topic(%s)", channel, topic)
+    lookupd.db.create_channel(topic, channel)
+    return EMPTY
+
+
+def _delete_channel(lookupd: Lookupd, request: Request) -> Response:
+    topic, channel = _topic_channel_params(request)
+    if not lookupd.db.delete_channel(topic, channel):
+        raise HTTPError(404, "CHANNEL_NOT_FOUND")
+    log.info("DB: removed channel(%s) in topic(%s)", channel, topic)
+    return EMPTY
+
+
+def _max_body(lookupd: Lookupd) -> int:
+    return MAX_BODY
+
+
+_ROUTES: dict[str, dict[str, Route]] = {
+    "/ping": {"GET": Route(_ping, logged=False)},
+    "/info": {"GET": Route(_info)},
+    "/lookup": {"GET": Route(_lookup)},
+    "/topics": {"GET": Route(_topics)},
+    "/channels": {"GET": Route(_channels)},
+    "/nodes": {"GET": Route(_nodes)},
+    "/topic/create": {"POST": Route(_create_topic)},
+    "/topic/delete": {"POST": Route(_delete_topic)},
+    "/channel/create": {"POST": Route(_create_channel)},
+    "/channel/delete": {"POST": Route(_delete_channel)},
+    "/topic/tombstone": {"POST": Route(_tombstone_topic_producer)},
+}
+_ROUTER = http_server.Router(_ROUTES, _max_body, log)
+
+
+async def handle_http_connection(lookupd: Lookupd, stream: trio.SocketStream) -> None:
+    """Serve one HTTP client until it goes away; never raises."""
+    await http_server.serve_http_connection(lookupd, _ROUTER, stream)
