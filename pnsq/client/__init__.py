@@ -1,0 +1,31 @@
+"""pnsq's Python client: producers, a producer pool and a consumer for any NSQ 1.3 nsqd.
+
+The async classes are built on anyio and run under asyncio and trio alike; ``SyncProducer`` is a
+plain blocking socket. See the README's "Python client" section.
+"""
+
+from __future__ import annotations
+
+from ._conn import ConnectionConfig
+from .codecs import JSON, MSGPACK, RAW, Codec, JSONCodec, MsgpackCodec, RawCodec
+from .errors import NSQConnectionError, NSQError, NSQProtocolError, PublishError, ServerError
+from .message import Message
+from .producer import Producer
+
+__all__ = [
+    "JSON",
+    "MSGPACK",
+    "RAW",
+    "Codec",
+    "ConnectionConfig",
+    "JSONCodec",
+    "Message",
+    "MsgpackCodec",
+    "NSQConnectionError",
+    "NSQError",
+    "NSQProtocolError",
+    "Producer",
+    "PublishError",
+    "RawCodec",
+    "ServerError",
+]
