@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from ._conn import ConnectionConfig
 from .codecs import JSON, MSGPACK, RAW, Codec, JSONCodec, MsgpackCodec, RawCodec
+from .consumer import Consumer, ConsumerStats
 from .errors import NSQConnectionError, NSQError, NSQProtocolError, PublishError, ServerError
 from .message import Message
+from .middleware import Metrics, Middleware, decoding, logging_middleware
 from .producer import Producer
+from .rdy import ReadyPlanner
 
 __all__ = [
     "JSON",
@@ -18,8 +21,12 @@ __all__ = [
     "RAW",
     "Codec",
     "ConnectionConfig",
+    "Consumer",
+    "ConsumerStats",
     "JSONCodec",
     "Message",
+    "Metrics",
+    "Middleware",
     "MsgpackCodec",
     "NSQConnectionError",
     "NSQError",
@@ -27,5 +34,8 @@ __all__ = [
     "Producer",
     "PublishError",
     "RawCodec",
+    "ReadyPlanner",
     "ServerError",
+    "decoding",
+    "logging_middleware",
 ]

@@ -28,6 +28,7 @@ import anyio.abc
 from pnsq import wire
 from pnsq.wire import MSG_HEADER_LENGTH, encode_fin, encode_nop, encode_req
 
+from .codecs import RAW, Codec
 from .errors import NSQConnectionError, NSQProtocolError, PublishError, ServerError
 from .message import FINISHED, Message
 
@@ -100,6 +101,7 @@ class Connection:
         self.msg_timeout = settings.get("msg_timeout", 60000) / 1000
         self.loop_thread = threading.get_ident()
         self.delegate: Delegate | None = None
+        self.codec: Codec = RAW
         self.default_requeue_delay: Callable[[int], float] = lambda attempts: 0.0
         self.in_flight = 0
         self.rdy = 0
@@ -109,6 +111,8 @@ class Connection:
         self._waiters: deque[_Waiter] = deque()
         self._wbuf = bytearray()
         self._wake = anyio.Event()
+        self._sending = False
+        self._flushed: anyio.Event | None = None
         self._scope: anyio.CancelScope | None = None
         self._error: BaseException | None = None
 
@@ -144,6 +148,19 @@ class Connection:
                 raise NSQProtocolError(f"{address[0]}:{address[1]}: bad IDENTIFY reply") from exc
             raise
         return cls(stream, address, config, frames, settings)
+
+    async def subscribe(self, topic: str, channel: str) -> None:
+        """SUB, before ``run``: no message can arrive until RDY is raised."""
+        try:
+            with anyio.fail_after(max(self.config.connect_timeout, 5.0)):
+                await self.stream.send(wire.encode_sub(topic, channel))
+                await _read_response(self.stream, self._frames)
+        except (OSError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+            await self._shutdown()
+            raise NSQConnectionError(f"{self.address_text}: SUB failed") from exc
+        except ServerError:
+            await self._shutdown()
+            raise
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -218,13 +235,6 @@ class Connection:
             self._scope.cancel()
         await self._shutdown()
 
-    async def flush(self) -> None:
-        """Send what is buffered (used before closing)."""
-        if self._wbuf and not self.closed:
-            data = bytes(self._wbuf)
-            self._wbuf.clear()
-            await self.stream.send(data)
-
     async def _shutdown(self) -> None:
         if self.closed:
             return
@@ -243,7 +253,17 @@ class Connection:
             self._wake = anyio.Event()
             data = bytes(self._wbuf)
             self._wbuf.clear()
+            self._sending = True
             await self.stream.send(data)
+            self._sending = False
+            if self._flushed is not None and not self._wbuf:
+                self._flushed.set()
+
+    async def wait_flushed(self) -> None:
+        """Until everything written so far has been handed to the socket."""
+        while (self._wbuf or self._sending) and not self.closed:
+            self._flushed = anyio.Event()
+            await self._flushed.wait()
 
     async def _read_loop(self) -> None:
         timeout = 2 * self.config.heartbeat_interval + 1.0

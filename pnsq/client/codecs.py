@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 
 
 class Codec(Protocol):

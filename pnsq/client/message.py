@@ -14,7 +14,7 @@ import anyio.from_thread
 
 from pnsq.wire import encode_touch
 
-from .codecs import RAW, Codec
+from .codecs import Codec
 
 if TYPE_CHECKING:
     from ._conn import Connection
@@ -41,7 +41,7 @@ class Message:
         self.attempts = attempts
         self.id = msg_id
         self.body = body
-        self.codec: Codec = RAW
+        self.codec: Codec = conn.codec
         self.responded = False
         self._data: Any = _UNSET
 

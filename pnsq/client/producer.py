@@ -76,8 +76,8 @@ class Producer:
         """Close the connection (pending publishes fail with NSQConnectionError)."""
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            with anyio.CancelScope(shield=True):
-                await conn.flush()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await conn.wait_flushed()
             await conn.aclose()
         if self._http is not None:
             await self._http.aclose()

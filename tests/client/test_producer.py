@@ -11,12 +11,12 @@ from pnsq.nsqd.nsqd import NSQD
 
 def tcp(nsqd: NSQD) -> str:
     assert nsqd.tcp_address is not None
-    return "%s:%d" % nsqd.tcp_address
+    return "{}:{}".format(*nsqd.tcp_address)
 
 
 def http_url(nsqd: NSQD) -> str:
     assert nsqd.http_address is not None
-    return "http://%s:%d" % nsqd.http_address
+    return "http://{}:{}".format(*nsqd.http_address)
 
 
 def depth(nsqd: NSQD, topic: str) -> int:
