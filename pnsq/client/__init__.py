@@ -12,8 +12,10 @@ from .consumer import Consumer, ConsumerStats
 from .errors import NSQConnectionError, NSQError, NSQProtocolError, PublishError, ServerError
 from .message import Message
 from .middleware import Metrics, Middleware, decoding, logging_middleware
+from .pool import ProducerPool
 from .producer import Producer
 from .rdy import ReadyPlanner
+from .sync import SyncProducer
 
 __all__ = [
     "JSON",
@@ -32,10 +34,12 @@ __all__ = [
     "NSQError",
     "NSQProtocolError",
     "Producer",
+    "ProducerPool",
     "PublishError",
     "RawCodec",
     "ReadyPlanner",
     "ServerError",
+    "SyncProducer",
     "decoding",
     "logging_middleware",
 ]

@@ -89,7 +89,7 @@ class ReadyPlanner(Generic[K]):
     def on_failure(self, now: float) -> dict[K, int]:
         if self.in_backoff_window(now):
             return {}
-        if self.backoff_duration(self.backoff_level + 1, jitter=False) <= self.max_backoff_duration:
+        if self.backoff_multiplier * 2.0**self.backoff_level <= self.max_backoff_duration:
             self.backoff_level += 1
         return self._start_window(now)
 
