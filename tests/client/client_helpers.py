@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlparse
 
+import anyio
 import trio
 import trio.from_thread
 
@@ -124,3 +125,10 @@ class ThreadedNSQD:
         nsqd = self._nsqd
         assert nsqd is not None
         return trio.from_thread.run_sync(lambda: fn(nsqd), trio_token=self._token)
+
+
+async def wait_until(predicate: Callable[[], object], seconds: float = 20.0) -> None:
+    """Until ``predicate()`` holds (client state that no event announces), under a deadline."""
+    with anyio.fail_after(seconds):
+        while not predicate():  # noqa: ASYNC110 - polling client state, bounded by the deadline
+            await anyio.sleep(0.01)

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 import trio
-from client_helpers import FakeLookupd, MakeNSQD, ThreadedNSQD, tcp
+from client_helpers import FakeLookupd, MakeNSQD, ThreadedNSQD, tcp, wait_until
 
 from pnsq.client import (
     JSON,
@@ -24,12 +24,6 @@ from pnsq.client import (
 from pnsq.nsqd.nsqd import NSQD
 
 N = 20_000
-
-
-async def wait_until(predicate: Callable[[], object], seconds: float = 20.0) -> None:
-    with anyio.fail_after(seconds):
-        while not predicate():  # noqa: ASYNC110 - the condition is consumer state
-            await anyio.sleep(0.01)
 
 
 async def publish_spread(addresses: list[str], count: int) -> None:
