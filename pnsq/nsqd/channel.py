@@ -9,6 +9,7 @@ No task, Event or channel is created per message.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
@@ -232,3 +233,7 @@ class Channel:
         self.clients.clear()
         self.empty()
         self.backend.delete()
+
+    def peek(self, n: int) -> list[Message]:
+        """The next ``n`` messages waiting for delivery, in order, left in the queue."""
+        return list(itertools.islice(self.memory, n))
