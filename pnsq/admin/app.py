@@ -150,12 +150,14 @@ class Admin:
     # -- reading ------------------------------------------------------------------------------
 
     async def _nodes(self) -> tuple[list[Node], list[str]]:
-        return await self.cluster.nodes()
+        """Every node, and warnings about every lookupd and node that did not answer."""
+        nodes, warnings = await self.cluster.nodes()
+        return nodes, warnings + aggregate.node_warnings(nodes)
 
     def _answer(self, view: View | None, warnings: list[str], not_found: str) -> Response:
         if view is None:
             raise APIError(404, not_found)
-        view.warnings[:0] = warnings
+        view.warnings = list(dict.fromkeys(warnings + view.warnings))
         return JSONResponse(view.document())
 
     async def topics(self, request: Request) -> Response:
@@ -174,7 +176,6 @@ class Admin:
         rows = aggregate.topic_summaries(nodes, names)
         for row in rows:
             row["rate"] = self.history.rate(f"topic:{row['topic_name']}")
-        warnings += aggregate.node_warnings(nodes)
         return JSONResponse(View({"topics": names, "topic_stats": rows}, warnings).document())
 
     async def topic(self, request: Request) -> Response:

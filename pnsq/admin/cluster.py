@@ -185,14 +185,17 @@ class Cluster:
     # -- actions ----------------------------------------------------------------------------
 
     async def fan_out(self, requests: list[tuple[str, str, dict[str, str]]]) -> ActionResult:
-        """POST every ``(address, path, params)`` at once."""
-        answers = await gather(
-            partial(self.post, a, path, **params) for a, path, params in requests
-        )
+        """POST every ``(address, path, params)``: one path after another, in the order given
+        (``/topic/create`` before ``/channel/create``, a tombstone before the delete), and all
+        requests of one path at once.
+        """
         result = ActionResult()
-        for (address, path, params), answer in zip(requests, answers, strict=True):
-            query = "&".join(f"{k}={v}" for k, v in params.items())
-            result.add(f"{address}{path}?{query}", answer)
+        for stage in dict.fromkeys(path for _, path, _ in requests):
+            batch = [r for r in requests if r[1] == stage]
+            answers = await gather(partial(self.post, a, p, **params) for a, p, params in batch)
+            for (address, path, params), answer in zip(batch, answers, strict=True):
+                query = "&".join(f"{k}={v}" for k, v in params.items())
+                result.add(f"{address}{path}?{query}", answer)
         return result
 
     async def peek(self, nodes: list[Node], topic: str, channel: str, n: int) -> list[Any]:

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -58,7 +58,8 @@ class FakeLookupd:
     def _producers(self) -> list[dict[str, Any]]:
         producers = []
         for nsqd in self.nsqds:
-            assert nsqd.tcp_address is not None and nsqd.http_address is not None
+            assert nsqd.tcp_address is not None
+            assert nsqd.http_address is not None
             node = address(nsqd.http_address)
             topics = sorted(nsqd.topics)
             producers.append(
@@ -151,7 +152,7 @@ async def fake_lookupd(nursery: trio.Nursery) -> Callable[[list[NSQD]], Awaitabl
 
 
 @pytest.fixture
-async def silent_node(nursery: trio.Nursery) -> AsyncIterator[str]:
+async def silent_node(nursery: trio.Nursery) -> str:
     """An address that accepts connections and never says a word."""
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     held: list[trio.SocketStream] = []
@@ -161,4 +162,4 @@ async def silent_node(nursery: trio.Nursery) -> AsyncIterator[str]:
         await trio.sleep_forever()
 
     nursery.start_soon(trio.serve_listeners, hold, listeners)
-    yield address(listeners[0].socket.getsockname())
+    return address(listeners[0].socket.getsockname())
