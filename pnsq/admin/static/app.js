@@ -90,6 +90,7 @@ function fill(id, ...children) {
   if (el) el.replaceChildren(...children);
 }
 
+const clientAddress = (c) => (c.hostname ? `${c.hostname} (${c.remote_address})` : c.remote_address);
 const badge = (text, cls) => h("span", { class: `badge ${cls || ""}` }, text);
 const nodeCell = (row) =>
   h("td", {}, h("a", { href: `/nodes/${enc(row.node)}` }, row.node), row.up === false ? badge("down", "down") : null);
@@ -272,7 +273,7 @@ async function channelPage(topic, channel) {
         ...[n.in_flight_count, n.deferred_count, n.requeue_count, n.timeout_count, n.message_count, n.client_count].map((v) => h("td", { class: "n" }, num(v)))]
         : [h("td", { colspan: 8 }, n.error)]))), "channel-nodes-table"));
     fill("clients", table(["Node", "Address", "User agent", "RDY", "In-flight", "Finished", "Requeued", "Messages", "Connected since"], body.clients.map((c) =>
-      h("tr", { "data-client": c.remote_address }, h("td", {}, c.node), h("td", {}, `${c.hostname} (${c.remote_address})`), h("td", {}, c.user_agent || c.version),
+      h("tr", { "data-client": c.remote_address }, h("td", {}, c.node), h("td", {}, clientAddress(c)), h("td", {}, c.user_agent || c.version),
         ...[c.ready_count, c.in_flight_count, c.finish_count, c.requeue_count, c.message_count].map((v) => h("td", { class: "n" }, num(v))),
         h("td", {}, since(c.connect_ts)))), "clients-table"));
     const messages = peek.body.messages || [];
@@ -318,7 +319,7 @@ async function nodePage(node) {
     }
     fill("topics", table(["Topic", "Channel", "Depth", "Memory + Disk", "In-flight", "Messages", ""], rows, "node-topics-table"));
     fill("clients", table(["Topic / channel", "Address", "User agent", "RDY", "In-flight", "Finished", "Connected since"], body.clients.map((c) =>
-      h("tr", {}, h("td", {}, `${c.topic_name} / ${c.channel_name}`), h("td", {}, `${c.hostname} (${c.remote_address})`), h("td", {}, c.user_agent || c.version),
+      h("tr", {}, h("td", {}, `${c.topic_name} / ${c.channel_name}`), h("td", {}, clientAddress(c)), h("td", {}, c.user_agent || c.version),
         ...[c.ready_count, c.in_flight_count, c.finish_count].map((v) => h("td", { class: "n" }, num(v))), h("td", {}, since(c.connect_ts)))), "node-clients-table"));
   };
 }
