@@ -116,10 +116,9 @@ class Cluster:
 
     async def nodes(self) -> tuple[list[Node], list[str]]:
         """Every nsqd with its /stats (or error), and warnings about lookupds that failed."""
-        if self.uses_lookupd:
-            nodes, warnings = await self._lookupd_nodes()
-        else:
-            nodes, warnings = await self._listed_nodes(), []
+        if not self.uses_lookupd:
+            return await self._listed_nodes(), []
+        nodes, warnings = await self._lookupd_nodes()
         results = await gather(partial(self.get, n.node, "/stats", format="json") for n in nodes)
         return [_with_stats(n, r) for n, r in zip(nodes, results, strict=True)], warnings
 
@@ -139,25 +138,28 @@ class Cluster:
         return sorted(merged.values(), key=lambda n: n.node), warnings
 
     async def _listed_nodes(self) -> list[Node]:
-        missing = [a for a in self.options.nsqd_http_addresses if a not in self._info]
-        for address, info in zip(
-            missing, await gather(partial(self.get, a, "/info") for a in missing), strict=True
-        ):
+        """The --nsqd-http-address nodes: /stats, and /info until it has answered once, at once
+        (one round trip, so a silent node costs one request timeout, not two)."""
+        addresses = self.options.nsqd_http_addresses
+        missing = [a for a in addresses if a not in self._info]
+        calls = [partial(self.get, a, "/info") for a in missing]
+        calls += [partial(self.get, a, "/stats", format="json") for a in addresses]
+        answers = await gather(calls)
+        for address, info in zip(missing, answers, strict=False):
             if isinstance(info, dict):
                 self._info[address] = info
         nodes = []
-        for address in self.options.nsqd_http_addresses:
+        for address, stats in zip(addresses, answers[len(missing) :], strict=True):
             info = self._info.get(address, {})
-            nodes.append(
-                Node(
-                    node=address,
-                    hostname=str(info.get("hostname", "")),
-                    broadcast_address=str(info.get("broadcast_address", "")),
-                    tcp_port=int(info.get("tcp_port", 0)),
-                    http_port=int(info.get("http_port", 0)),
-                    version=str(info.get("version", "")),
-                )
+            node = Node(
+                node=address,
+                hostname=str(info.get("hostname", "")),
+                broadcast_address=str(info.get("broadcast_address", "")),
+                tcp_port=int(info.get("tcp_port", 0)),
+                http_port=int(info.get("http_port", 0)),
+                version=str(info.get("version", "")),
             )
+            nodes.append(_with_stats(node, stats))
         return nodes
 
     async def lookupd_topics(self) -> tuple[dict[str, set[str]], list[str]]:

@@ -139,7 +139,7 @@ async def test_a_dead_and_a_silent_node_are_shown_and_do_not_stall_the_page(
     )
     started = trio.current_time()
     body = await get(http, admin, "/api/topics/orders")
-    assert trio.current_time() - started < 2.5
+    assert trio.current_time() - started < 1.8  # one request timeout, not two
     rows = {n["node"]: n for n in body["nodes"]}
     assert rows[address(nsqds[0].http_address)]["message_count"] == 3
     assert body["message"].startswith("WARNING:")
