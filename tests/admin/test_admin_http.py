@@ -12,11 +12,17 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import address
 from v2client import open_consumer, wait_until
 
 from pnsq.admin.server import AdminServer
 from pnsq.nsqd.nsqd import NSQD
+
+
+def address(pair: tuple[str, int] | None) -> str:
+    """``host:port`` of a bound address."""
+    assert pair is not None
+    return f"{pair[0]}:{pair[1]}"
+
 
 JSON_HEADERS = [("Content-Type", "application/json")]
 

@@ -21,8 +21,14 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import address
 from v2client import open_consumer
+
+
+def address(pair: tuple[str, int] | None) -> str:
+    """``host:port`` of a bound address."""
+    assert pair is not None
+    return f"{pair[0]}:{pair[1]}"
+
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
