@@ -22,6 +22,8 @@ from .cluster import Cluster
 from .options import AdminOptions
 
 log = logging.getLogger("pnsq.admin")
+# httpx logs every request at INFO: the sampler alone would log each node every few seconds.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class AdminServer:
