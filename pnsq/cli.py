@@ -589,3 +589,120 @@ def _tail(
         pass
     except (OSError, ProtocolError, ValueError) as err:
         raise click.ClickException(str(err)) from None
+
+
+class _GoDuration(click.ParamType):  # type: ignore[type-arg]
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = _duration(value)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+        if seconds <= 0:
+            self.fail(f"must be positive, got {value!r}", param, ctx)
+        return seconds
+
+
+def _address(value: str) -> str:
+    from pnsq._internal.netaddr import split_host_port
+
+    try:
+        split_host_port(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    return value
+
+
+@main.command("admin", context_settings={"max_content_width": 120})
+@click.option(
+    "--http-address",
+    default="0.0.0.0:4171",
+    show_default=True,
+    help="<addr>:<port> to listen on for HTTP clients",
+)
+@click.option(
+    "--lookupd-http-address",
+    "lookupd",
+    multiple=True,
+    help="lookupd HTTP address (may be given multiple times)",
+)
+@click.option(
+    "--nsqd-http-address",
+    "nsqd",
+    multiple=True,
+    help="nsqd HTTP address (may be given multiple times)",
+)
+@click.option(
+    "--http-client-connect-timeout",
+    type=_GoDuration(),
+    default="2s",
+    show_default=True,
+    help="timeout for connecting to a node",
+)
+@click.option(
+    "--http-client-request-timeout",
+    type=_GoDuration(),
+    default="2s",
+    show_default=True,
+    help="timeout for one request to a node (bounds how long a dead node holds a page)",
+)
+@click.option(
+    "--sample-interval",
+    type=_GoDuration(),
+    default="2s",
+    show_default=True,
+    help="how often every node's /stats is sampled for the charts",
+)
+@click.option(
+    "--history-size",
+    type=click.IntRange(min=2),
+    default=450,
+    show_default=True,
+    help="samples kept per chart series",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    help="log level: debug, info, warn, error, or fatal",
+)
+@click.option("--log-prefix", default="[nsqadmin] ", show_default=True, help="log message prefix")
+def _admin(
+    http_address: str,
+    lookupd: tuple[str, ...],
+    nsqd: tuple[str, ...],
+    http_client_connect_timeout: float,
+    http_client_request_timeout: float,
+    sample_interval: float,
+    history_size: int,
+    log_level: str,
+    log_prefix: str,
+) -> None:
+    """Run the admin web view (like nsqadmin, with live charts and queue peeking)."""
+    from pnsq.admin.options import AdminOptions
+    from pnsq.admin.server import run
+
+    if bool(lookupd) == bool(nsqd):
+        raise click.UsageError("use --lookupd-http-address or --nsqd-http-address, not both")
+    for address in (http_address, *lookupd, *nsqd):
+        _address(address)
+    try:
+        level = parse_log_level(log_level)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--log-level") from None
+    options = AdminOptions(
+        http_address=http_address,
+        lookupd_http_addresses=lookupd,
+        nsqd_http_addresses=nsqd,
+        http_client_connect_timeout=http_client_connect_timeout,
+        http_client_request_timeout=http_client_request_timeout,
+        sample_interval=sample_interval,
+        history_size=history_size,
+        log_level=level,
+        log_prefix=log_prefix,
+    )
+    setup_logging(options.log_level, options.log_prefix)
+    run(options)

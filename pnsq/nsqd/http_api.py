@@ -232,6 +232,37 @@ def _channel_action(nsqd: NSQD, request: Request) -> Response:
     return EMPTY
 
 
+PEEK_DEFAULT = 10
+PEEK_MAX = 100
+PEEK_BODY_PREVIEW = 1024
+
+
+def _peek_channel(nsqd: NSQD, request: Request) -> Response:
+    """GET /channel/peek: the next ``n`` waiting messages, left where they are (pnsq's own)."""
+    topic, name = _topic_and_channel(nsqd, request)
+    channel = topic.channels.get(name)
+    if channel is None:
+        raise HTTPError(404, "CHANNEL_NOT_FOUND")
+    text = _first(request.params(), "n")
+    if text is None:
+        n = PEEK_DEFAULT
+    elif text.isascii() and text.isdigit() and 0 < int(text) <= PEEK_MAX:
+        n = int(text)
+    else:
+        raise HTTPError(400, "INVALID_ARG_N")
+    messages = [
+        {
+            "id": msg.id.decode("latin-1"),
+            "timestamp": msg.timestamp,
+            "attempts": msg.attempts,
+            "body": msg.body[:PEEK_BODY_PREVIEW].decode("utf-8", "replace"),
+            "body_size": len(msg.body),
+        }
+        for msg in channel.peek(n)
+    ]
+    return _json({"messages": messages})
+
+
 # -- information --------------------------------------------------------------------------------
 
 
@@ -408,6 +439,7 @@ _ROUTES: dict[str, dict[str, Route]] = {
     "/channel/empty": {"POST": Route(_channel_action)},
     "/channel/pause": {"POST": Route(_channel_action)},
     "/channel/unpause": {"POST": Route(_channel_action)},
+    "/channel/peek": {"GET": Route(_peek_channel)},
     "/config/:opt": {
         "GET": Route(_get_config),
         "PUT": Route(_put_config, _max_msg_size, "INVALID_VALUE"),

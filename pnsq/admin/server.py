@@ -1,0 +1,79 @@
+"""Running the admin: hypercorn's trio worker serving the app, beside the sampler.
+
+Both live in one nursery, so ``serve`` stops as a whole: cancel it (or SIGTERM/SIGINT under
+``run``) and the listener, the open event streams and the sampler all end. ``serve`` reports
+the bound ``(host, port)`` through ``task_status`` so tests can listen on port 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+
+import httpx
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+
+from .._internal.netaddr import split_host_port
+from .app import Admin
+from .cluster import Cluster
+from .options import AdminOptions
+
+log = logging.getLogger("pnsq.admin")
+# httpx logs every request at INFO: the sampler alone would log each node every few seconds.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+class AdminServer:
+    def __init__(self, options: AdminOptions) -> None:
+        self.options = options
+        self.http_address: tuple[str, int] | None = None
+        self.admin: Admin | None = None
+
+    async def serve(
+        self, *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        options = self.options
+        timeout = httpx.Timeout(
+            options.http_client_request_timeout, connect=options.http_client_connect_timeout
+        )
+        limits = httpx.Limits(max_keepalive_connections=64)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+            self.admin = admin = Admin(options, Cluster(options, client))
+            config = Config()
+            host, port = split_host_port(options.http_address)
+            config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+            config.graceful_timeout = 1.0
+            config.accesslog = None
+            config.errorlog = logging.getLogger("pnsq.admin.http")  # NSQ's log format
+            async with trio.open_nursery() as nursery:
+                binds = await nursery.start(hypercorn_serve, admin.app(), config)
+                self.http_address = split_host_port(binds[0].split("://", 1)[1])
+                log.info("HTTP: listening on %s:%d", *self.http_address)
+                nursery.start_soon(self._sample_forever, admin)
+                task_status.started(self.http_address)
+
+    async def _sample_forever(self, admin: Admin) -> None:
+        interval = self.options.sample_interval
+        next_at = trio.current_time()
+        while True:
+            await admin.sample(time.time())
+            next_at = max(next_at + interval, trio.current_time())
+            await trio.sleep_until(next_at)
+
+
+async def _serve_until_signalled(server: AdminServer) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve)
+            async for signum in signals:
+                log.info("received signal %s: exiting", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def run(options: AdminOptions) -> None:
+    """Serve until SIGTERM/SIGINT. Called by ``pnsq admin``."""
+    trio.run(_serve_until_signalled, AdminServer(options))

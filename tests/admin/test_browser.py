@@ -1,0 +1,209 @@
+"""The admin in a real browser: headless Chromium (Debian's) driven by Playwright.
+
+A fake lookupd (conftest.py) lists two real nsqds; the admin finds them through it. The
+browser script runs in one worker thread (Playwright's sync API belongs to the thread that
+started it) while trio serves the daemons; it checks what a person sees, clicks like one, and
+checks the effect in nsqd's own ``/stats``, as any operator's script would.
+
+Set ``PNSQ_ADMIN_SCREENSHOTS=docs`` to write a screenshot of each main page (the README's).
+Without Chromium the test is skipped, except under CI (``CI=true``), where it must run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from v2client import open_consumer
+
+
+def address(pair: tuple[str, int] | None) -> str:
+    """``host:port`` of a bound address."""
+    assert pair is not None
+    return f"{pair[0]}:{pair[1]}"
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists() and os.environ.get("CI") != "true":
+    pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _stats(nsqd_http: str) -> dict[str, Any]:
+    url = f"http://{nsqd_http}/stats?format=json"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        result: dict[str, Any] = json.load(response)
+    return result
+
+
+def _channel(nsqd_http: str, topic: str, channel: str) -> dict[str, Any]:
+    topics = {t["topic_name"]: t for t in _stats(nsqd_http)["topics"] or []}
+    return next(c for c in topics[topic]["channels"] if c["channel_name"] == channel)
+
+
+def _publish(nsqd_http: str, topic: str, body: bytes) -> None:
+    request = urllib.request.Request(f"http://{nsqd_http}/pub?topic={topic}", body, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def _browse(base: str, nsqds: list[str], shots: Path | None) -> None:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            # bypass_csp: the page forbids eval, which Playwright's wait_for_function uses
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+            page.set_default_timeout(15_000)
+            expect = sync_api.expect
+
+            def visit(path: str) -> None:
+                page.goto(base + path)
+                page.wait_for_selector("body[data-ready]")
+
+            # Topics: both topics, with orders' depth over both nodes.
+            visit("/")
+            orders = page.locator('[data-testid="topics-table"] tr[data-topic="orders"]')
+            expect(orders).to_contain_text("orders")
+            expect(orders.locator("td").nth(1)).to_have_text("5")
+            expect(page.locator('tr[data-topic="audit"]')).to_be_visible()
+
+            # Topic: a row per node, its channel with the depth.
+            visit("/topics/orders")
+            expect(page.locator('[data-testid="nodes-table"] tbody tr')).to_have_count(2)
+            ship = page.locator('[data-testid="channels-table"] tr[data-channel="ship"]')
+            expect(ship.locator("td").nth(1)).to_have_text("5")
+
+            # Channel: the connected client and the waiting messages.
+            visit("/topics/orders/ship")
+            client = page.locator('[data-testid="clients-table"] tbody tr')
+            expect(client).to_have_count(1)
+            expect(client).to_contain_text("browser-test/1.0")
+            expect(page.locator('[data-testid="peek-table"]')).to_contain_text("order 2")
+
+            # Pause: the button pauses the channel on every node, as nsqd itself reports.
+            page.locator("#pause-button").click()
+            expect(page.locator("#status")).to_have_text("pause: done")
+            assert all(_channel(n, "orders", "ship")["paused"] for n in nsqds)
+            expect(page.locator("#pause-button")).to_have_text("Unpause")
+            expect(page.locator('[data-testid="channel-totals"]')).to_contain_text("paused")
+            page.locator("#pause-button").click()
+            expect(page.locator("#status")).to_have_text("unpause: done")
+            assert not any(_channel(n, "orders", "ship")["paused"] for n in nsqds)
+
+            # Empty asks first: dismissed, nothing happens; accepted, the queue is empty.
+            page.once("dialog", lambda dialog: dialog.dismiss())
+            page.locator('button[data-action="empty"]').click()
+            assert sum(_channel(n, "orders", "ship")["depth"] for n in nsqds) >= 4
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.locator('button[data-action="empty"]').click()
+            expect(page.locator("#status")).to_have_text("empty: done")
+            assert sum(_channel(n, "orders", "ship")["depth"] for n in nsqds) == 0
+
+            # A chart updates live as messages flow, without a reload.
+            visit("/topics/orders")
+            chart = page.locator('[data-testid="chart-rate"]')
+            for i in range(60):
+                _publish(nsqds[i % 2], "orders", b"flow %d" % i)
+                if float(chart.get_attribute("data-last") or 0) > 0:
+                    break
+                page.wait_for_timeout(50)
+            page.wait_for_function(
+                "Number(document.querySelector('[data-testid=chart-rate]').dataset.last) > 0"
+            )
+            assert page.locator('[data-testid="chart-rate"] polyline').count() == 1
+
+            visit("/nodes")
+            expect(page.locator('[data-testid="nodes-table"] tbody tr')).to_have_count(2)
+            visit(f"/nodes/{nsqds[0]}")
+            expect(page.locator('[data-testid="node-topics-table"]')).to_contain_text("orders")
+            visit("/lookup")
+            expect(page.locator('[data-testid="lookup-table"]')).to_contain_text("planned")
+            visit("/counter")
+            expect(page.locator('[data-testid="counter"]')).not_to_have_text("…")
+            if shots is not None:
+                _screenshots(page, base, nsqds, shots)
+        finally:
+            browser.close()
+
+
+def _screenshots(page: Any, base: str, nsqds: list[str], shots: Path) -> None:
+    """One screenshot per main page, with messages flowing so the charts have a shape."""
+    stop = threading.Event()
+
+    def publish() -> None:
+        i = 0
+        while not stop.wait(0.02 + 0.03 * (i // 40 % 2)):
+            _publish(nsqds[i % 2], "orders", b'{"order": %d, "items": ["book"]}' % i)
+            i += 1
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    try:
+        pages = {
+            "topics": "/",
+            "topic": "/topics/orders",
+            "channel": "/topics/orders/ship",
+            "nodes": "/nodes",
+            "node": f"/nodes/{nsqds[0]}",
+            "lookup": "/lookup",
+            "counter": "/counter",
+        }
+        for name, path in pages.items():
+            page.goto(base + path)
+            page.wait_for_selector("body[data-ready]")
+            page.wait_for_function(
+                "[...document.querySelectorAll('figure.chart')]"
+                ".every(f => Number(f.dataset.points || 0) >= 12)",
+                timeout=30_000,
+            )
+            page.screenshot(path=str(shots / f"admin-{name}.png"), full_page=True)
+    finally:
+        stop.set()
+        publisher.join()
+
+
+async def test_admin_in_a_browser(
+    make_nsqd: Any, make_admin: Any, fake_lookupd: Any, http: Any
+) -> None:
+    nsqds = [await make_nsqd(), await make_nsqd()]
+    for nsqd, count in zip(nsqds, (4, 2), strict=True):
+        await http(nsqd.http_address, "POST", "/topic/create?topic=orders")
+        await http(nsqd.http_address, "POST", "/channel/create?topic=orders&channel=ship")
+        body = b"\n".join(b"order %d" % i for i in range(count))
+        assert (await http(nsqd.http_address, "POST", "/mpub?topic=orders", body)).status == 200
+    await http(nsqds[1].http_address, "POST", "/pub?topic=audit", b"x")
+    lookupd = await fake_lookupd(nsqds)
+    lookupd.topics["planned"] = {"later"}  # known to lookupd only: an inactive topic
+    admin = await make_admin(lookupd_http_addresses=(lookupd.address,), sample_interval=0.25)
+    shots_env = os.environ.get("PNSQ_ADMIN_SCREENSHOTS")
+    shots = Path(shots_env) if shots_env else None
+    assert nsqds[0].tcp_address is not None
+    # One message in flight to this consumer: 6 published, 5 waiting.
+    consumer = await open_consumer(
+        nsqds[0].tcp_address, "orders", "ship", rdy=1, user_agent="browser-test/1.0"
+    )
+    async with consumer:
+        await consumer.read_message()
+        base = f"http://{address(admin.http_address)}"
+        await trio.to_thread.run_sync(
+            _browse, base, [address(n.http_address) for n in nsqds], shots
+        )
