@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import trio
 
@@ -11,8 +12,8 @@ from pnsq.nsqd import NSQD, Options
 from pnsq.tools.tail import tail
 
 
-async def test_tail_prints_published_messages_and_finishes_them() -> None:
-    nsqd = NSQD(Options(tcp_address="127.0.0.1:0", http_address=""))
+async def test_tail_prints_published_messages_and_finishes_them(tmp_path: Path) -> None:
+    nsqd = NSQD(Options(tcp_address="127.0.0.1:0", http_address="", data_path=str(tmp_path)))
     async with trio.open_nursery() as nursery:
         await nursery.start(nsqd.serve)
         assert nsqd.tcp_address is not None

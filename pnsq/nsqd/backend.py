@@ -31,6 +31,10 @@ class BackendQueue(Protocol):
         """The owner has room for more messages in ``ready``."""
         ...
 
+    def peek(self, n: int) -> list[Message]:
+        """Up to ``n`` stored messages not yet in ``ready``, left where they are."""
+        ...
+
     def depth(self) -> int: ...
 
     def empty(self) -> None: ...
@@ -52,6 +56,9 @@ class NoBackend:
 
     def request_read(self) -> None:
         pass
+
+    def peek(self, n: int) -> list[Message]:
+        return []
 
     def depth(self) -> int:
         return 0

@@ -302,4 +302,5 @@ class Channel:
 
     def peek(self, n: int) -> list[Message]:
         """The next ``n`` messages waiting for delivery, left where they are."""
-        return list(itertools.islice(itertools.chain(self.memory, self.backend.ready), n))
+        waiting = list(itertools.islice(itertools.chain(self.memory, self.backend.ready), n))
+        return waiting + self.backend.peek(n - len(waiting)) if len(waiting) < n else waiting

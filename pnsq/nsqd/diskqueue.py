@@ -89,7 +89,7 @@ class RecordReader:
         self._buf = bytearray()
         self._in_damage = False
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         self._buf += data
 
     @property
@@ -278,6 +278,36 @@ class DiskQueue:
         """The owner wants more messages (called when ``ready`` runs low)."""
         if self.unread:
             self.disk.mark(self)
+
+    def peek(self, n: int) -> list[Message]:
+        """Up to ``n`` messages not read back yet, from the files and the pending bytes.
+
+        For the admin's peek: a small synchronous read (at most ``n`` records from where the
+        reader stands), nothing changed.
+        """
+        reader = RecordReader(self.disk.max_payload)
+        records: list[tuple[bytes, int]] = []
+        file, pos = self.rfile, self._reader.position
+        written_file = self.written[0]
+        while len(records) < n and file <= written_file:
+            try:
+                with open(self.segment_path(file), "rb") as f:
+                    f.seek(pos)
+                    while len(records) < n and (data := f.read(READ_CHUNK)):
+                        reader.feed(data)
+                        records += reader.records()
+            except FileNotFoundError:
+                pass
+            records += reader.finish()
+            reader = RecordReader(self.disk.max_payload)
+            file, pos = file + 1, 0
+        for chunk in self.pending:
+            if len(records) >= n:
+                break
+            reader.feed(chunk.data[chunk.done :])
+            records += reader.records()
+        now, wall_ns = trio.current_time(), time.time_ns()
+        return [decode_payload(payload, now, wall_ns) for payload, _ in records[:n]]
 
     def ack(self, seq: int) -> None:
         """The message read as ``seq`` is done with (finished, dropped or written again)."""

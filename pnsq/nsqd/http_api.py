@@ -243,11 +243,11 @@ def _peek_channel(nsqd: NSQD, request: Request) -> Response:
     channel = topic.channels.get(name)
     if channel is None:
         raise HTTPError(404, "CHANNEL_NOT_FOUND")
-    text = _first(request.params(), "n")
-    if text is None:
+    value = first(request.params(), "n")
+    if value is None:
         n = PEEK_DEFAULT
-    elif text.isascii() and text.isdigit() and 0 < int(text) <= PEEK_MAX:
-        n = int(text)
+    elif value.isascii() and value.isdigit() and 0 < int(value) <= PEEK_MAX:
+        n = int(value)
     else:
         raise HTTPError(400, "INVALID_ARG_N")
     messages = [
@@ -260,7 +260,7 @@ def _peek_channel(nsqd: NSQD, request: Request) -> Response:
         }
         for msg in channel.peek(n)
     ]
-    return _json({"messages": messages})
+    return json_response({"messages": messages})
 
 
 # -- information --------------------------------------------------------------------------------

@@ -11,11 +11,8 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 import anyio
-import trio
-import trio.from_thread
 
 from pnsq.nsqd.nsqd import NSQD
-from pnsq.nsqd.options import Options
 
 T = TypeVar("T")
 MakeNSQD = Callable[..., Awaitable[NSQD]]
@@ -78,53 +75,6 @@ class FakeLookupd:
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(5)
-
-
-class ThreadedNSQD:
-    """An nsqd on 127.0.0.1:0 in its own thread and trio loop (for asyncio tests)."""
-
-    def __init__(self, **overrides: Any) -> None:
-        self.options = Options(
-            tcp_address="127.0.0.1:0", http_address="", broadcast_address="127.0.0.1", **overrides
-        )
-        self._started = threading.Event()
-        self._nsqd: NSQD | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        async def main() -> None:
-            nsqd = NSQD(self.options)
-            self._token = trio.lowlevel.current_trio_token()
-            async with trio.open_nursery() as nursery:
-                await nursery.start(nsqd.serve)
-                self._nsqd = nsqd
-                self._started.set()
-
-        try:
-            trio.run(main)
-        finally:
-            self._started.set()
-
-    def start(self) -> ThreadedNSQD:
-        self._thread.start()
-        assert self._started.wait(15), "nsqd did not start"
-        return self
-
-    def stop(self) -> None:
-        if self._nsqd is not None and self._thread.is_alive():
-            trio.from_thread.run_sync(self._nsqd.stop, trio_token=self._token)
-        self._thread.join(15)
-
-    @property
-    def address(self) -> str:
-        assert self._nsqd is not None
-        return tcp(self._nsqd)
-
-    def inspect(self, fn: Callable[[NSQD], T]) -> T:
-        nsqd = self._nsqd
-        assert nsqd is not None
-        return trio.from_thread.run_sync(lambda: fn(nsqd), trio_token=self._token)
 
 
 async def wait_until(predicate: Callable[[], object], seconds: float = 20.0) -> None:

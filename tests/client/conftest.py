@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from client_helpers import FakeLookupd, ThreadedNSQD
+from client_helpers import FakeLookupd
+from threaded_nsqd import ThreadedNSQD
 
 
 @pytest.fixture

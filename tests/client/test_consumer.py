@@ -10,7 +10,8 @@ from typing import Any
 import anyio
 import pytest
 import trio
-from client_helpers import FakeLookupd, MakeNSQD, ThreadedNSQD, tcp, wait_until
+from client_helpers import FakeLookupd, MakeNSQD, tcp, wait_until
+from threaded_nsqd import ThreadedNSQD
 
 from pnsq.client import (
     JSON,

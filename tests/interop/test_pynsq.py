@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import nsq
 import pytest
-import trio
-import trio.from_thread
+from threaded_nsqd import ThreadedNSQD
 
 from pnsq.nsqd.nsqd import NSQD
-from pnsq.nsqd.options import Options
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -28,59 +25,6 @@ pytestmark = [
 
 DEADLINE = 15.0
 T = TypeVar("T")
-
-
-class ThreadedNSQD:
-    """An nsqd serving on 127.0.0.1:0 from its own thread and trio loop."""
-
-    def __init__(self, **overrides: Any) -> None:
-        self.options = Options(tcp_address="127.0.0.1:0", http_address="", **overrides)
-        self._started = threading.Event()
-        self._nsqd: NSQD | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="nsqd", daemon=True)
-
-    def _run(self) -> None:
-        async def main() -> None:
-            nsqd = NSQD(self.options)
-            self._token = trio.lowlevel.current_trio_token()
-            async with trio.open_nursery() as nursery:
-                await nursery.start(nsqd.serve)
-                self._nsqd = nsqd
-                self._started.set()
-
-        try:
-            trio.run(main)
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            self._started.set()
-
-    def start(self) -> None:
-        self._thread.start()
-        assert self._started.wait(DEADLINE), "nsqd did not start"
-        assert self._error is None, f"nsqd failed: {self._error!r}"
-
-    def stop(self) -> None:
-        if self._nsqd is not None and self._thread.is_alive():
-            trio.from_thread.run_sync(self._nsqd.stop, trio_token=self._token)
-        self._thread.join(DEADLINE)
-        assert not self._thread.is_alive(), "nsqd did not stop"
-        assert self._error is None, f"nsqd failed: {self._error!r}"
-
-    @property
-    def address(self) -> str:
-        assert self._nsqd is not None
-        assert self._nsqd.tcp_address is not None
-        host, port = self._nsqd.tcp_address
-        return f"{host}:{port}"
-
-    def inspect(self, fn: Callable[[NSQD], T]) -> T:
-        """Run ``fn(nsqd)`` in the daemon's thread (its state is not thread-safe)."""
-        nsqd = self._nsqd
-        assert nsqd is not None
-        return trio.from_thread.run_sync(lambda: fn(nsqd), trio_token=self._token)
 
 
 @pytest.fixture

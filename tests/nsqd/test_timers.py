@@ -9,6 +9,8 @@ socket I/O runs, which would make the clock jump while bytes are in the kernel.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -63,11 +65,14 @@ class MemoryNSQD:
 
 @asynccontextmanager
 async def memory_nsqd(**overrides: Any) -> AsyncIterator[MemoryNSQD]:
-    nsqd = NSQD(Options(tcp_address="", http_address="", **overrides))
+    # No disk task runs: every test here stays within the memory queue.
+    data_path = tempfile.mkdtemp(prefix="pnsq-timers-")
+    nsqd = NSQD(Options(tcp_address="", http_address="", data_path=data_path, **overrides))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(nsqd.run_timers)
         yield MemoryNSQD(nsqd, nursery)
         nursery.cancel_scope.cancel()
+    shutil.rmtree(data_path, ignore_errors=True)
 
 
 def assert_on_time(at: float, due: float) -> None:
