@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,8 +27,7 @@ pytestmark = pytest.mark.timeout(300)
 PUBLISHERS = 8
 
 
-@asynccontextmanager
-async def nsqd_process(data_path: Path, log: Path) -> AsyncIterator[tuple[int, tuple[str, int]]]:
+def start_nsqd(data_path: Path, log: Path) -> tuple[subprocess.Popen[bytes], tuple[str, int]]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
@@ -42,19 +42,29 @@ async def nsqd_process(data_path: Path, log: Path) -> AsyncIterator[tuple[int, t
             ],
             stderr=out,
         )
+    deadline = time.monotonic() + 20
+    while not (found := re.search(rb"TCP: listening on ([\d.]+):(\d+)", log.read_bytes())):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("nsqd did not start: " + log.read_text())
+        time.sleep(0.02)  # the log file of another process: polled under a deadline
+    return proc, (found[1].decode(), int(found[2]))
+
+
+@asynccontextmanager
+async def nsqd_process(data_path: Path, log: Path) -> AsyncIterator[tuple[int, tuple[str, int]]]:
+    proc, address = await trio.to_thread.run_sync(start_nsqd, data_path, log)
     try:
-        with trio.fail_after(20):
-            while not (found := re.search(rb"TCP: listening on ([\d.]+):(\d+)", log.read_bytes())):
-                assert proc.poll() is None, log.read_text()
-                await trio.sleep(0.02)  # the log file of another process: polled under a deadline
-        yield proc.pid, (found[1].decode(), int(found[2]))
+        yield proc.pid, address
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        await trio.to_thread.run_sync(proc.wait)
 
 
-async def publish_until_killed(address: tuple[str, int], n: int, acked: set[bytes]) -> None:
+async def publish_until_killed(
+    address: tuple[str, int], n: int, acked: set[bytes], reached: tuple[int, trio.Event]
+) -> None:
     """PUBs and MPUBs of 3, each body recorded once its OK has arrived; stops when cut off."""
     try:
         async with await V2Client.connect(address) as producer:
@@ -67,6 +77,8 @@ async def publish_until_killed(address: tuple[str, int], n: int, acked: set[byte
                     bodies = [b"m%d-%d-%d" % (n, i, j) for j in range(3)]
                     await producer.mpub("t", bodies)
                     acked.update(bodies)
+                if len(acked) >= reached[0]:
+                    reached[1].set()
     except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, OSError):
         return
     except Exception as err:  # the V2Client's "connection closed" while reading a reply
@@ -86,12 +98,12 @@ async def test_kill_9_loses_no_acknowledged_message(tmp_path: Path, round_number
             async with await open_consumer(address, "t", "c", rdy=0):
                 pass
         target = rng.choice([1, 50, 400, 1500, 3000])
+        reached = trio.Event()
         async with trio.open_nursery() as nursery:
             for n in range(PUBLISHERS):
-                nursery.start_soon(publish_until_killed, address, n, acked)
+                nursery.start_soon(publish_until_killed, address, n, acked, (target, reached))
             with trio.fail_after(60):
-                while len(acked) < target:
-                    await trio.sleep(0.001)
+                await reached.wait()
             await trio.sleep(rng.random() * 0.05)
             os.kill(pid, signal.SIGKILL)
     assert len(acked) >= target
