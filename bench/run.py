@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from nsq_load import ALLOWED_HOST, parse_duration, positive, run_http_pub, run_reader, run_writer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from nsq_load import LoadResult
 
@@ -78,7 +78,14 @@ def free_port() -> int:
 class Nsqd:
     """One nsqd subprocess, observed through /proc and stopped by its own PID."""
 
-    def __init__(self, cmd: list[str], data_path: str, log: Path, cpu: int | None) -> None:
+    def __init__(
+        self,
+        cmd: list[str],
+        data_path: str,
+        log: Path,
+        cpu: int | None,
+        extra: Sequence[str] = ("--mem-queue-size=10000000",),
+    ) -> None:
         self.tcp = (ALLOWED_HOST, free_port())
         self.http = (ALLOWED_HOST, free_port())
         self.argv = [
@@ -86,7 +93,7 @@ class Nsqd:
             f"--tcp-address={ALLOWED_HOST}:{self.tcp[1]}",
             f"--http-address={ALLOWED_HOST}:{self.http[1]}",
             f"--data-path={data_path}",
-            "--mem-queue-size=10000000",
+            *extra,
         ]
         self._log_path = log
         mine = os.sched_getaffinity(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ from pnsq.nsqd.nsqd import NSQD
 from pnsq.wire import FRAME_TYPE_RESPONSE
 
 pytestmark = pytest.mark.timeout(120)
+
+
+def is_segment(fd: int) -> bool:
+    """Whether ``fd`` is a disk-queue segment (not nsqd.dat or a metadata file)."""
+    return re.search(r"\.diskqueue\.\d{6}\.dat$", os.readlink(f"/proc/self/fd/{fd}")) is not None
 
 
 def files(directory: str, pattern: str) -> list[Path]:
@@ -270,7 +276,7 @@ async def test_durable_publishes_are_acknowledged_after_fsync_in_groups(
     def counting_fsync(fd: int) -> None:
         nonlocal fsyncs
         real_fsync(fd)
-        fsyncs += 1
+        fsyncs += is_segment(fd)
 
     monkeypatch.setattr(diskqueue.os, "fsync", counting_fsync)
     acked_after_fsync = []
@@ -290,3 +296,25 @@ async def test_durable_publishes_are_acknowledged_after_fsync_in_groups(
     assert all(acked_after_fsync), "an OK came before the fsync of its record"
     assert fsyncs <= 400 / 2, "publishes waiting together should share an fsync"
     assert nsqd.topics["t"].backend.depth() == 400
+
+
+async def test_durable_http_publishes_answer_after_fsync(
+    make_nsqd: Any, http: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nsqd = await make_nsqd(sync_every=1)
+    assert nsqd.http_address is not None
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        real_fsync(fd)
+        if is_segment(fd):
+            synced.append(fd)
+
+    monkeypatch.setattr(diskqueue.os, "fsync", recording_fsync)
+    for path, body in (("/pub?topic=t", b"one"), ("/mpub?topic=t", b"two\nthree")):
+        before = len(synced)
+        response = await http(nsqd.http_address, "POST", path, body)
+        assert (response.status, response.body) == (200, b"OK")
+        assert len(synced) > before, "HTTP 200 came before the fsync of the record"
+    assert nsqd.topics["t"].backend.depth() == 3
