@@ -81,3 +81,27 @@ def test_signal_stops_nsqd_with_exit_code_0_and_closes_clients(
     idle.close()
     with pytest.raises(OSError):
         socket.create_connection(address, timeout=2)
+
+
+def test_a_second_nsqd_on_the_same_data_path_exits_at_once_with_a_clear_message(
+    daemon: tuple[subprocess.Popen[str], tuple[str, int]], tmp_path: object
+) -> None:
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pnsq",
+            "nsqd",
+            "--tcp-address=127.0.0.1:0",
+            "--http-address=",
+            f"--data-path={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert second.returncode == 1
+    assert f"FATAL: --data-path={tmp_path} is in use by another nsqd" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert _round_trip(daemon[1]) == b"OK", "the first nsqd is unaffected"

@@ -17,7 +17,7 @@ import trio
 
 from .. import NSQ_VERSION
 from .._internal.connection import serve_connection
-from .._internal.netaddr import split_host_port
+from .._internal.daemon import bound_address, listen
 from ..wire.errors import InvalidError, ProtocolError
 from ..wire.lookup import (
     LookupCommandReader,
@@ -55,9 +55,9 @@ class Lookupd:
         """Listen on the TCP and HTTP addresses until ``stop()``."""
         from .http_api import handle_http_connection
 
-        tcp = await _listen(self.options.tcp_address)
-        http = await _listen(self.options.http_address)
-        self.tcp_address, self.http_address = _bound(tcp), _bound(http)
+        tcp = await listen(self.options.tcp_address)
+        http = await listen(self.options.http_address)
+        self.tcp_address, self.http_address = bound_address(tcp), bound_address(http)
         self._identify_reply = json.dumps(
             {
                 "tcp_port": self.tcp_address[1],
@@ -184,13 +184,3 @@ async def _linger(stream: trio.SocketStream) -> None:
             if not data:
                 break
             received += len(data)
-
-
-async def _listen(address: str) -> list[trio.SocketListener]:
-    host, port = split_host_port(address)
-    return await trio.open_tcp_listeners(port, host=host or None)
-
-
-def _bound(listeners: list[trio.SocketListener]) -> tuple[str, int]:
-    sockname = listeners[0].socket.getsockname()
-    return sockname[0], sockname[1]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import NSQ_VERSION
-from .._internal.netaddr import split_host_port
+from .._internal.daemon import bound_address, listen
 from ..wire.names import is_ephemeral, is_valid_name
 from .channel import Channel
 from .client_v2 import ClientV2
@@ -41,7 +41,7 @@ log = logging.getLogger("pnsq.nsqd")
 SHUTDOWN_GRACE = 2.0
 
 
-class DataPathLockedError(Exception):
+class DataPathLockedError(OSError):
     """Another nsqd holds the lock on the data path."""
 
 
@@ -230,10 +230,10 @@ class NSQD:
         from .protocol_v2 import handle_connection
 
         self._load_metadata()
-        tcp = await _listen(self.options.tcp_address)
-        http = await _listen(self.options.http_address) if self.options.http_address else []
-        self.tcp_address = _bound(tcp)
-        self.http_address = _bound(http) if http else None
+        tcp = await listen(self.options.tcp_address)
+        http = await listen(self.options.http_address) if self.options.http_address else []
+        self.tcp_address = bound_address(tcp)
+        self.http_address = bound_address(http) if http else None
         log.info("TCP: listening on %s:%d", *self.tcp_address)
         if self.http_address:
             log.info("HTTP: listening on %s:%d", *self.http_address)
@@ -265,16 +265,6 @@ class NSQD:
 
     def stop(self) -> None:
         self._stop.set()
-
-
-async def _listen(address: str) -> list[trio.SocketListener]:
-    host, port = split_host_port(address)
-    return await trio.open_tcp_listeners(port, host=host or None)
-
-
-def _bound(listeners: list[trio.SocketListener]) -> tuple[str, int]:
-    sockname = listeners[0].socket.getsockname()
-    return sockname[0], sockname[1]
 
 
 def _serve(
