@@ -8,6 +8,7 @@ stopped by its PID). Phases, each at most ``--seconds`` (plus draining):
 
 - mpub: ``Producer.multi_publish`` batches of 200 x 200 B, one connection, awaited in turn
 - consume: ``Consumer`` with a trivial async handler, max_in_flight 2500, draining a backlog
+  (the rate is of messages nsqd saw FINished, checked against the handler's call count)
 - sync pub: ``SyncProducer.publish`` single 200 B PUB round trips
 - the same three with pynsq (``nsq.Writer.mpub`` / ``nsq.Reader`` / ``nsq.Writer.pub``, each
   publish awaited before the next, on Tornado over asyncio)
@@ -55,7 +56,8 @@ async def pnsq_mpub(address: str, topic: str, seconds: float, pipeline: int) -> 
         return sent / (time.perf_counter() - start)
 
 
-async def pnsq_consume(address: str, topic: str, total: int, seconds: float) -> float:
+async def pnsq_consume(address: str, topic: str, total: int, seconds: float) -> tuple[int, float]:
+    """(handler calls, seconds until the consumer closed, its FINs sent)."""
     count = 0
     done = anyio.Event()
 
@@ -70,8 +72,7 @@ async def pnsq_consume(address: str, topic: str, total: int, seconds: float) -> 
     async with consumer:
         with anyio.move_on_after(seconds):
             await done.wait()
-        elapsed = time.perf_counter() - start
-    return count / elapsed
+    return count, time.perf_counter() - start
 
 
 def sync_pub(address: str, topic: str, seconds: float) -> float:
@@ -84,12 +85,17 @@ def sync_pub(address: str, topic: str, seconds: float) -> float:
         return sent / (time.perf_counter() - start)
 
 
-def pynsq_phases(address: str, seconds: float, backlog_topic: str, total: int) -> dict[str, float]:
+def pynsq_phases(
+    address: str, seconds: float, backlog_topic: str, total: int
+) -> tuple[dict[str, float], tuple[int, float]]:
+    """Rates of mpub and sync_pub, and (handler calls, seconds) of consume."""
     import nsq
 
     results: dict[str, float] = {}
+    consumed = (0, 0.0)
 
     async def main() -> None:
+        nonlocal consumed
         loop = asyncio.get_running_loop()
         ready = loop.create_future()
 
@@ -137,15 +143,16 @@ def pynsq_phases(address: str, seconds: float, backlog_topic: str, total: int) -
             await asyncio.wait_for(finished, seconds)
         except TimeoutError:
             pass
-        results["consume"] = count / (time.perf_counter() - start)
         reader.close()
+        await asyncio.sleep(0)  # let the close (and the last FINs) reach the socket
+        consumed = (count, time.perf_counter() - start)
         for conn in list(writer.conns.values()):
             conn.close()
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         asyncio.run(main())
-    return results
+    return results, consumed
 
 
 def fill(address: str, topic: str, count: int) -> None:
@@ -157,6 +164,37 @@ def fill(address: str, topic: str, count: int) -> None:
                 await p.multi_publish(topic, BATCH)
 
     anyio.run(go, backend="asyncio")
+
+
+def finished_rate(
+    nsqd: Nsqd, topic: str, backlog: int, consumed: tuple[int, float], *, exact: bool
+) -> float:
+    """Messages FINished per second as nsqd counts them (backlog minus what is still in the
+    channel or in flight), checked against the handler: none requeued or timed out, and no
+    more finished than handled. ``exact``: as many finished as handled (pnsq's ``close()``
+    sends every FIN; pynsq's ``Reader.close()`` drops those still unsent)."""
+    handled, elapsed = consumed
+    deadline = time.monotonic() + 5  # the last FINs may still be on their way
+    while True:
+        status, body = nsqd.request("GET", f"/stats?format=json&topic={topic}&channel=ch")
+        assert status == 200, (status, body)
+        [channel] = [
+            c
+            for t in json.loads(body)["topics"]
+            if t["topic_name"] == topic
+            for c in t["channels"]
+            if c["channel_name"] == "ch"
+        ]
+        finished: int = backlog - channel["depth"] - channel["in_flight_count"]
+        if finished >= handled or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    retried = channel["requeue_count"] + channel["timeout_count"] + channel["deferred_count"]
+    if finished > handled or retried or (exact and finished != handled):
+        raise RuntimeError(f"{topic}: {handled} handled, nsqd saw {finished} finished: {channel}")
+    if finished < handled:
+        print(f"{topic}: {handled - finished} handled but not FINished", file=sys.stderr)
+    return finished / elapsed
 
 
 def main() -> int:
@@ -182,24 +220,28 @@ def main() -> int:
             for topic in ("pnsq_backlog", "pynsq_backlog"):
                 nsqd.request("POST", f"/channel/create?topic={topic}&channel=ch")
                 fill(address, topic, args.backlog)
+            consumed = anyio.run(
+                pnsq_consume,
+                address,
+                "pnsq_backlog",
+                args.backlog,
+                args.seconds * 3,
+                backend="asyncio",
+            )
             pnsq = {
                 "mpub": anyio.run(
                     pnsq_mpub, address, "pnsq_mpub", args.seconds, args.pipeline, backend="asyncio"
                 ),
-                "consume": anyio.run(
-                    pnsq_consume,
-                    address,
-                    "pnsq_backlog",
-                    args.backlog,
-                    args.seconds * 3,
-                    backend="asyncio",
-                ),
+                "consume": finished_rate(nsqd, "pnsq_backlog", args.backlog, consumed, exact=True),
                 "sync_pub": sync_pub(address, "pnsq_sync", args.seconds),
                 "mpub_1": anyio.run(
                     pnsq_mpub, address, "pnsq_mpub", args.seconds, 1, backend="asyncio"
                 ),
             }
-            pynsq = pynsq_phases(address, args.seconds, "pynsq_backlog", args.backlog)
+            pynsq, consumed = pynsq_phases(address, args.seconds, "pynsq_backlog", args.backlog)
+            pynsq["consume"] = finished_rate(
+                nsqd, "pynsq_backlog", args.backlog, consumed, exact=False
+            )
         finally:
             nsqd.stop()
     pynsq["mpub_1"] = pynsq["mpub"]  # pynsq's Writer: one MPUB awaited at a time

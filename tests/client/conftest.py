@@ -1,27 +1,31 @@
-"""Fixtures of the client tests: a fake nsqlookupd and nsqds in threads (asyncio tests)."""
+"""Fixtures of the client tests: nsqds and an nsqlookupd in threads (for asyncio tests).
+
+``threaded_nsqds(count, **options)`` starts ``count`` ThreadedNSQDs; ``threaded_lookupd`` is a
+started ThreadedLookupd (tests/threaded_nsqd.py). All are stopped at the end.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-from client_helpers import FakeLookupd
-from threaded_nsqd import ThreadedNSQD
+from threaded_nsqd import ThreadedLookupd, ThreadedNSQD
 
 
 @pytest.fixture
-def fake_lookupd() -> Iterator[FakeLookupd]:
-    lookupd = FakeLookupd()
+def threaded_lookupd() -> Iterator[ThreadedLookupd]:
+    lookupd = ThreadedLookupd().start()
     yield lookupd
-    lookupd.close()
+    lookupd.stop()
 
 
 @pytest.fixture
-def threaded_nsqds() -> Iterator[Callable[[int], list[ThreadedNSQD]]]:
+def threaded_nsqds() -> Iterator[Callable[..., list[ThreadedNSQD]]]:
     started: list[ThreadedNSQD] = []
 
-    def make(count: int) -> list[ThreadedNSQD]:
-        new = [ThreadedNSQD().start() for _ in range(count)]
+    def make(count: int, **options: Any) -> list[ThreadedNSQD]:
+        new = [ThreadedNSQD(**options).start() for _ in range(count)]
         started.extend(new)
         return new
 

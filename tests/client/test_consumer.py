@@ -1,5 +1,5 @@
 """Consumer against real pnsq nsqds: delivery, RDY, backoff, give-up, sync handlers, codecs,
-middleware, graceful close and discovery through a (fake) lookupd."""
+middleware, graceful close and discovery through real nsqlookupds."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 import anyio
 import pytest
 import trio
-from client_helpers import FakeLookupd, MakeNSQD, tcp, wait_until
-from threaded_nsqd import ThreadedNSQD
+from client_helpers import MakeNSQD, lookupd_http, producer_count, tcp, wait_until
+from lookup_helpers import MakeLookupd
+from threaded_nsqd import ThreadedLookupd, ThreadedNSQD
 
 from pnsq.client import (
     JSON,
@@ -36,45 +37,65 @@ async def publish_spread(addresses: list[str], count: int) -> None:
                 await p.multi_publish("orders", mine[start : start + 200])
 
 
-async def consume_exactly_once(addresses: list[str]) -> collections.Counter[bytes]:
+async def consume_exactly_once(
+    nsqd_addresses: list[str], lookupd_address: str, registered: Callable[[], int]
+) -> collections.Counter[bytes]:
+    """Publish N messages over the nsqds, wait until ``registered()`` (how many nsqds the lookupd
+    knows for the topic) is all of them, and consume them found through the lookupd alone."""
     seen: collections.Counter[bytes] = collections.Counter()
 
     async def handle(message: Message) -> None:
         seen[message.body] += 1
 
-    await publish_spread(addresses, N)
+    await publish_spread(nsqd_addresses, N)
+    await wait_until(lambda: registered() == len(nsqd_addresses))
     consumer = Consumer(
-        "orders", "billing", handle, nsqd_tcp_addresses=addresses, max_in_flight=200
+        "orders", "billing", handle, lookupd_http_addresses=[lookupd_address], max_in_flight=200
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(consumer.run)
         await wait_until(lambda: consumer.stats().finished >= N, 60)
+        assert len(consumer.connections) == len(nsqd_addresses)
         await consumer.close()
     return seen
 
 
-async def test_20000_messages_over_3_nsqds_are_delivered_exactly_once_under_trio(
-    make_nsqd: MakeNSQD,
+async def test_20000_messages_over_3_nsqds_found_by_lookupd_are_delivered_exactly_once_under_trio(
+    make_nsqd: MakeNSQD, make_lookupd: MakeLookupd
 ) -> None:
-    nsqds = [await make_nsqd() for _ in range(3)]
-    seen = await consume_exactly_once([tcp(n) for n in nsqds])
+    lookupd = await make_lookupd()
+    nsqds = [await make_nsqd(nsqlookupd_tcp_addresses=(tcp(lookupd),)) for _ in range(3)]
+    seen = await consume_exactly_once(
+        [tcp(n) for n in nsqds], lookupd_http(lookupd), lambda: producer_count(lookupd, "orders")
+    )
     assert len(seen) == N
     assert set(seen.values()) == {1}
     for nsqd in nsqds:
-        channel = nsqd.topics["orders"].channels["billing"]
-        assert channel.depth() == 0
-        assert not channel.in_flight
+        assert billing_depth_and_in_flight(nsqd) == (0, 0)
 
 
-def test_20000_messages_over_3_nsqds_are_delivered_exactly_once_under_asyncio(
-    threaded_nsqds: Callable[[int], list[ThreadedNSQD]],
+def test_20000_messages_over_3_nsqds_found_by_lookupd_are_delivered_exactly_once_under_asyncio(
+    threaded_lookupd: ThreadedLookupd, threaded_nsqds: Callable[..., list[ThreadedNSQD]]
 ) -> None:
-    servers = threaded_nsqds(3)
-    seen = anyio.run(consume_exactly_once, [s.address for s in servers], backend="asyncio")
+    servers = threaded_nsqds(  # lookupd rejects an nsqd without HTTP (http_port 0), like NSQ
+        3, http_address="127.0.0.1:0", nsqlookupd_tcp_addresses=(threaded_lookupd.tcp,)
+    )
+    seen = anyio.run(
+        consume_exactly_once,
+        [s.address for s in servers],
+        threaded_lookupd.http,
+        lambda: threaded_lookupd.inspect(lambda lookupd: producer_count(lookupd, "orders")),
+        backend="asyncio",
+    )
     assert len(seen) == N
     assert set(seen.values()) == {1}
     for server in servers:
-        assert server.inspect(lambda n: len(n.topics["orders"].channels["billing"].in_flight)) == 0
+        assert server.inspect(billing_depth_and_in_flight) == (0, 0)
+
+
+def billing_depth_and_in_flight(nsqd: NSQD) -> tuple[int, int]:
+    channel = nsqd.topics["orders"].channels["billing"]
+    return channel.depth(), len(channel.in_flight)
 
 
 async def test_rdy_rotates_over_5_connections_with_max_in_flight_2(make_nsqd: MakeNSQD) -> None:
@@ -252,10 +273,13 @@ async def test_auto_touch_keeps_a_long_handler_s_message_in_flight(make_nsqd: Ma
 
 
 async def test_lookupd_discovery_connects_to_new_producers_and_drops_gone_ones(
-    make_nsqd: MakeNSQD, fake_lookupd: FakeLookupd
+    make_nsqd: MakeNSQD, make_lookupd: MakeLookupd, http: Any
 ) -> None:
-    a, b = await make_nsqd(), await make_nsqd()
-    fake_lookupd.producers["t"] = [a.tcp_address]  # type: ignore[list-item]
+    lookupd = await make_lookupd()
+    a, b = [await make_nsqd(nsqlookupd_tcp_addresses=(tcp(lookupd),)) for _ in range(2)]
+    async with Producer(tcp(a)) as p:
+        await p.publish("t", b"from a")
+    await wait_until(lambda: producer_count(lookupd, "t") == 1)
     got: list[bytes] = []
 
     async def handle(message: Message) -> None:
@@ -265,15 +289,48 @@ async def test_lookupd_discovery_connects_to_new_producers_and_drops_gone_ones(
         "t",
         "c",
         handle,
-        lookupd_http_addresses=[fake_lookupd.address],
+        lookupd_http_addresses=[lookupd_http(lookupd)],
         lookupd_poll_interval=0.1,
+        max_in_flight=10,  # RDY for every connection, none waits for a redistribution
     )
     async with consumer:
-        await wait_until(lambda: len(consumer.connections) == 1)
-        fake_lookupd.producers["t"].append(b.tcp_address)  # type: ignore[arg-type]
-        await wait_until(lambda: len(consumer.connections) == 2)
+        await wait_until(lambda: got == [b"from a"])
+        assert [c.address for c in consumer.connections] == [a.tcp_address]
+        # b gets the topic: it registers it, and the consumer's next poll finds b
         async with Producer(tcp(b)) as p:
             await p.publish("t", b"from b")
-        await wait_until(lambda: got == [b"from b"])
-        fake_lookupd.producers["t"] = [b.tcp_address]  # type: ignore[list-item]
+        await wait_until(lambda: len(consumer.connections) == 2)
+        await wait_until(lambda: got == [b"from a", b"from b"])
+        # a leaves the lookupd (it stays up): the consumer drops its connection to a
+        response = await http(a.http_address, "PUT", "/config/nsqlookupd_tcp_addresses", b"[]")
+        assert response.status == 200
+        await wait_until(lambda: producer_count(lookupd, "t") == 1)
         await wait_until(lambda: [c.address for c in consumer.connections] == [b.tcp_address])
+
+
+async def test_consumer_merges_the_producers_of_two_lookupds(
+    make_nsqd: MakeNSQD, make_lookupd: MakeLookupd
+) -> None:
+    lookupds = [await make_lookupd(), await make_lookupd()]
+    nsqds = [await make_nsqd(nsqlookupd_tcp_addresses=(tcp(lookupd),)) for lookupd in lookupds]
+    for nsqd in nsqds:
+        async with Producer(tcp(nsqd)) as p:
+            await p.publish("t", tcp(nsqd).encode())
+    for lookupd in lookupds:
+        await wait_until(lambda: producer_count(lookupd, "t") == 1)  # noqa: B023 - awaited now
+    got: list[bytes] = []
+
+    async def handle(message: Message) -> None:
+        got.append(message.body)
+
+    consumer = Consumer(
+        "t",
+        "c",
+        handle,
+        lookupd_http_addresses=[lookupd_http(lookupd) for lookupd in lookupds],
+        max_in_flight=10,
+    )
+    async with consumer:
+        await wait_until(lambda: len(got) == 2)
+        assert {c.address for c in consumer.connections} == {n.tcp_address for n in nsqds}
+    assert sorted(got) == sorted(tcp(n).encode() for n in nsqds)
