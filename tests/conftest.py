@@ -7,6 +7,8 @@
   started is stopped when the test ends.
 - ``nsqd``: one such nsqd with the defaults. (tests/nsqd/conftest.py has its own ``nsqd``,
   without HTTP, which wins under tests/nsqd/.)
+- ``make_lookupd(**option_overrides)`` starts an in-process lookupd the same way (TCP and HTTP
+  on 127.0.0.1 port 0: ``lookupd.tcp_address`` / ``lookupd.http_address``), stopped at the end.
 - ``http``: ``await http(address, method, target, body=b"", headers=())`` sends one request on
   a fresh connection and returns ``HTTPResponse(status, headers, body)``; ``.json()`` decodes
   the body; header names are lower case. Each call fails after ``HTTP_TIMEOUT`` seconds.
@@ -27,6 +29,7 @@ import h11
 import pytest
 import trio
 
+from pnsq.lookupd import Lookupd, LookupdOptions
 from pnsq.nsqd.nsqd import NSQD
 from pnsq.nsqd.options import Options
 
@@ -36,6 +39,7 @@ if _TESTS not in sys.path:
 
 HTTP_TIMEOUT = 10.0
 MakeNSQD = Callable[..., Awaitable[NSQD]]
+MakeLookupd = Callable[..., Awaitable[Lookupd]]
 
 
 @pytest.fixture
@@ -66,6 +70,27 @@ async def make_nsqd(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Make
 @pytest.fixture
 async def nsqd(make_nsqd: MakeNSQD) -> NSQD:
     return await make_nsqd()
+
+
+@pytest.fixture
+async def make_lookupd(nursery: trio.Nursery) -> AsyncIterator[MakeLookupd]:
+    started: list[Lookupd] = []
+
+    async def make(**overrides: Any) -> Lookupd:
+        options = {
+            "tcp_address": "127.0.0.1:0",
+            "http_address": "127.0.0.1:0",
+            "broadcast_address": "127.0.0.1",
+            **overrides,
+        }
+        lookupd = Lookupd(LookupdOptions(**options))
+        await nursery.start(lookupd.serve)
+        started.append(lookupd)
+        return lookupd
+
+    yield make
+    for lookupd in started:
+        lookupd.stop()
 
 
 class HTTPResponse(NamedTuple):
