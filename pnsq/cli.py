@@ -544,14 +544,36 @@ main.add_command(
 @click.option(
     "--data-path", default="./data", show_default=True, help="where the daemons keep their data"
 )
-def _dev(data_path: str) -> None:
-    """Run a local cluster on 127.0.0.1: nsqlookupd (4160/4161) and nsqd (4150/4151).
+@click.option("--lookupd-tcp-address", default="127.0.0.1:4160", show_default=True)
+@click.option("--lookupd-http-address", default="127.0.0.1:4161", show_default=True)
+@click.option("--nsqd-tcp-address", default="127.0.0.1:4150", show_default=True)
+@click.option("--nsqd-http-address", default="127.0.0.1:4151", show_default=True)
+@click.option("--admin-http-address", default="127.0.0.1:4171", show_default=True)
+def _dev(
+    data_path: str,
+    lookupd_tcp_address: str,
+    lookupd_http_address: str,
+    nsqd_tcp_address: str,
+    nsqd_http_address: str,
+    admin_http_address: str,
+) -> None:
+    """Run a local cluster: nsqlookupd, nsqd (registered with it) and the admin (using it).
 
+    Each daemon starts once the one before listens; port 0 in an address picks a free port.
     Logs are prefixed with each daemon's name; Ctrl-C or SIGTERM stops them all.
     """
-    from .tools.dev import run
+    from .tools.dev import Addresses, run
 
-    sys.exit(run(data_path))
+    addresses = Addresses(
+        lookupd_tcp=lookupd_tcp_address,
+        lookupd_http=lookupd_http_address,
+        nsqd_tcp=nsqd_tcp_address,
+        nsqd_http=nsqd_http_address,
+        admin_http=admin_http_address,
+    )
+    for address in vars(addresses).values():
+        _address(address)
+    sys.exit(run(data_path, addresses))
 
 
 @main.command("tail")

@@ -1,20 +1,24 @@
 """The admin over real HTTP: its JSON API against real nsqds, every action, and its guards.
 
-Two in-process nsqds on 127.0.0.1:0, found through ``--nsqd-http-address`` or through a fake
-lookupd (conftest.py) speaking lookupd's HTTP API. Each action is checked where it matters: in
-the nsqds' own state, and in what the lookupd was asked.
+Two in-process nsqds on 127.0.0.1:0, found through ``--nsqd-http-address`` or through a real
+in-process lookupd they register with. Each action is checked where it matters: in the nsqds'
+own state, and in what the lookupd answers afterwards.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import socket
 from typing import Any
 
 import pytest
 import trio
+from lookup_helpers import knows, tcp, until
 from v2client import open_consumer, wait_until
 
 from pnsq.admin.server import AdminServer
+from pnsq.lookupd import Lookupd
 from pnsq.nsqd.nsqd import NSQD
 
 
@@ -38,19 +42,33 @@ async def post(http: Any, admin: AdminServer, path: str, body: Any, headers: Any
     return await http(admin.http_address, "POST", path, data, headers or JSON_HEADERS)
 
 
-@pytest.fixture
-async def nsqds(make_nsqd: Any, http: Any) -> list[NSQD]:
-    """Two nsqds: ``orders`` on both (channel ``ship``), ``audit`` on the second only."""
-    one, two = await make_nsqd(), await make_nsqd()
+async def fill(http: Any, one: NSQD, two: NSQD) -> None:
+    """``orders`` on both (channel ``ship``; 3 and 2 messages), ``audit`` on the second only."""
     for nsqd, count in ((one, 3), (two, 2)):
-        await http(nsqd.http_address, "POST", "/channel/create?topic=orders&channel=ship")
         r = await http(nsqd.http_address, "POST", "/topic/create?topic=orders")
         assert r.status == 200
         await http(nsqd.http_address, "POST", "/channel/create?topic=orders&channel=ship")
         body = b"\n".join(b"order %d" % i for i in range(count))
         assert (await http(nsqd.http_address, "POST", "/mpub?topic=orders", body)).status == 200
     assert (await http(two.http_address, "POST", "/pub?topic=audit", b"x")).status == 200
+
+
+@pytest.fixture
+async def nsqds(make_nsqd: Any, http: Any) -> list[NSQD]:
+    """Two nsqds filled by ``fill``."""
+    one, two = await make_nsqd(), await make_nsqd()
+    await fill(http, one, two)
     return [one, two]
+
+
+@pytest.fixture
+async def registered(make_lookupd: Any, make_nsqd: Any, http: Any) -> tuple[Lookupd, list[NSQD]]:
+    """A real lookupd and two nsqds filled by ``fill``, registered with it (and known to it)."""
+    lookupd = await make_lookupd()
+    one, two = [await make_nsqd(nsqlookupd_tcp_addresses=(tcp(lookupd),)) for _ in range(2)]
+    await fill(http, one, two)
+    await until(lambda: knows(lookupd, one) and knows(lookupd, two))
+    return lookupd, [one, two]
 
 
 @pytest.fixture
@@ -320,19 +338,27 @@ async def test_pages_are_the_app_and_assets_are_served_locally(
 # -- through a lookupd ------------------------------------------------------------------------
 
 
+async def lookupd_get(http: Any, lookupd: Lookupd, target: str) -> Any:
+    response = await http(lookupd.http_address, "GET", target)
+    assert response.status == 200, (target, response.body)
+    return response.json()
+
+
 async def test_lookupd_discovery_and_lookup_page(
-    nsqds: list[NSQD], fake_lookupd: Any, make_admin: Any, http: Any
+    registered: tuple[Lookupd, list[NSQD]], make_admin: Any, http: Any
 ) -> None:
-    lookupd = await fake_lookupd(nsqds)
-    admin = await make_admin(lookupd_http_addresses=(lookupd.address,))
+    lookupd, nsqds = registered
+    admin = await make_admin(lookupd_http_addresses=(address(lookupd.http_address),))
     nodes = (await get(http, admin, "/api/nodes"))["nodes"]
     assert sorted(n["node"] for n in nodes) == sorted(address(n.http_address) for n in nsqds)
-    assert all(n["hostname"] == "fake-host" and n["remote_addresses"] for n in nodes)
+    assert all(n["hostname"] == socket.gethostname() and n["remote_addresses"] for n in nodes)
+    assert all(n["up"] for n in nodes)
 
     response = await post(http, admin, "/api/topics", {"topic": "planned", "channel": "later"})
     assert response.status == 200
-    assert ("/topic/create", {"topic": "planned"}) in lookupd.calls
-    assert ("/channel/create", {"topic": "planned", "channel": "later"}) in lookupd.calls
+    assert "planned" in (await lookupd_get(http, lookupd, "/topics"))["topics"]
+    channels = await lookupd_get(http, lookupd, "/channels?topic=planned")
+    assert channels["channels"] == ["later"]
     assert not any("planned" in n.topics for n in nsqds)  # NSQ: lookupd only
 
     lookup = await get(http, admin, "/api/lookup")
@@ -350,46 +376,62 @@ async def test_lookupd_discovery_and_lookup_page(
 
 
 async def test_lookupd_actions_reach_lookupds_and_nsqds(
-    nsqds: list[NSQD], fake_lookupd: Any, make_admin: Any, http: Any
+    registered: tuple[Lookupd, list[NSQD]], make_admin: Any, http: Any
 ) -> None:
-    lookupd = await fake_lookupd(nsqds)
-    admin = await make_admin(lookupd_http_addresses=(lookupd.address,))
+    lookupd, nsqds = registered
+    admin = await make_admin(lookupd_http_addresses=(address(lookupd.http_address),))
     assert (await post(http, admin, "/api/topics/orders/ship", {"action": "pause"})).status == 200
     assert all(channel_of(n).paused for n in nsqds)
 
     response = await post(http, admin, "/api/topics", {"topic": "orders", "channel": "bill"})
     assert response.status == 200
     assert all("bill" in n.topics["orders"].channels for n in nsqds)  # on the producers
+    await until(lambda: all(knows(lookupd, n) for n in nsqds))
 
+    # lookupd keeps a channel name its producers dropped (B.9) unless asked to delete it
     assert (await http(admin.http_address, "DELETE", "/api/topics/orders/bill")).status == 200
-    assert ("/channel/delete", {"topic": "orders", "channel": "bill"}) in lookupd.calls
     assert not any("bill" in n.topics["orders"].channels for n in nsqds)
+    channels = await lookupd_get(http, lookupd, "/channels?topic=orders")
+    assert channels["channels"] == ["ship"]
 
     assert (await post(http, admin, "/api/topics/audit", {"action": "delete"})).status == 200
-    assert ("/topic/delete", {"topic": "audit"}) in lookupd.calls
     assert "audit" not in nsqds[1].topics
+    assert (await lookupd_get(http, lookupd, "/topics"))["topics"] == ["orders"]
 
 
 async def test_tombstone_topic_on_one_node(
-    nsqds: list[NSQD], fake_lookupd: Any, make_admin: Any, http: Any
+    registered: tuple[Lookupd, list[NSQD]],
+    make_admin: Any,
+    http: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    lookupd = await fake_lookupd(nsqds)
-    admin = await make_admin(lookupd_http_addresses=(lookupd.address,))
+    lookupd, nsqds = registered
+    admin = await make_admin(lookupd_http_addresses=(address(lookupd.http_address),))
     node = address(nsqds[0].http_address)
     body = {"action": "tombstone", "topic": "orders"}
-    assert (await post(http, admin, f"/api/nodes/{node}", body)).status == 200
-    assert ("/topic/tombstone", {"topic": "orders", "node": node}) in lookupd.calls
+    with caplog.at_level(logging.INFO, logger="pnsq.lookupd"):
+        assert (await post(http, admin, f"/api/nodes/{node}", body)).status == 200
+    # nsqd drops the topic's registration as it deletes it, so the tombstone itself is only
+    # seen in between: in the lookupd's log
+    assert f"DB: setting tombstone for producer@{node} of topic(orders)" in caplog.messages
     assert "orders" not in nsqds[0].topics
     assert "orders" in nsqds[1].topics
+    assert nsqds[1].tcp_address is not None
+    lookup = await lookupd_get(http, lookupd, "/lookup?topic=orders")
+    assert [p["tcp_port"] for p in lookup["producers"]] == [nsqds[1].tcp_address[1]]
     response = await post(http, admin, "/api/nodes/127.0.0.1:1", body)
     assert (response.status, response.json()) == (404, {"message": "NODE_NOT_FOUND"})
 
 
-async def test_a_dead_lookupd_is_a_warning(
-    nsqds: list[NSQD], fake_lookupd: Any, make_admin: Any, http: Any
+async def test_a_dead_or_hung_lookupd_is_a_warning(
+    registered: tuple[Lookupd, list[NSQD]], make_admin: Any, silent_node: str, http: Any
 ) -> None:
-    lookupd = await fake_lookupd(nsqds)
-    admin = await make_admin(lookupd_http_addresses=(lookupd.address, "127.0.0.1:1"))
+    lookupd, _ = registered
+    admin = await make_admin(
+        lookupd_http_addresses=(address(lookupd.http_address), "127.0.0.1:1", silent_node),
+        http_client_request_timeout=0.5,
+    )
     body = await get(http, admin, "/api/topics")
     assert body["topics"] == ["audit", "orders"]
     assert "lookupd 127.0.0.1:1 did not answer" in body["message"]
+    assert f"lookupd {silent_node} did not answer" in body["message"]
