@@ -1,6 +1,6 @@
 """Running a daemon as a process: listeners, signals, a clean exit, and a clear failure to start.
 
-Every daemon (nsqd, lookupd) has ``serve(task_status=...)`` and ``stop()``. SIGTERM and SIGINT
+Every daemon (nsqd, lookupd, admin) has ``serve(task_status=...)`` and ``stop()``. SIGTERM and SIGINT
 call ``stop()`` and the process exits 0 once ``serve`` returns; a daemon that cannot start (an
 address in use, a locked data path) logs ``FATAL: <why>`` and exits 1, with no traceback.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -18,7 +18,7 @@ from .netaddr import split_host_port
 
 
 class Daemon(Protocol):
-    async def serve(self, *, task_status: trio.TaskStatus[None] = ...) -> None: ...
+    async def serve(self, *, task_status: trio.TaskStatus[Any] = ...) -> None: ...
 
     def stop(self) -> None: ...
 

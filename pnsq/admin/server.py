@@ -1,6 +1,6 @@
 """Running the admin: hypercorn's trio worker serving the app, beside the sampler.
 
-Both live in one nursery, so ``serve`` stops as a whole: cancel it (or SIGTERM/SIGINT under
+Both live in one nursery, so ``serve`` stops as a whole: ``stop()`` (or SIGTERM/SIGINT under
 ``run``) and the listener, the open event streams and the sampler all end. ``serve`` reports
 the bound ``(host, port)`` through ``task_status`` so tests can listen on port 0.
 """
@@ -8,7 +8,6 @@ the bound ``(host, port)`` through ``task_status`` so tests can listen on port 0
 from __future__ import annotations
 
 import logging
-import signal
 import time
 
 import httpx
@@ -16,6 +15,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
+from .._internal import daemon
 from .._internal.netaddr import split_host_port
 from .app import Admin
 from .cluster import Cluster
@@ -31,6 +31,7 @@ class AdminServer:
         self.options = options
         self.http_address: tuple[str, int] | None = None
         self.admin: Admin | None = None
+        self._scope: trio.CancelScope | None = None
 
     async def serve(
         self, *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED
@@ -49,6 +50,7 @@ class AdminServer:
             config.accesslog = None
             config.errorlog = logging.getLogger("pnsq.admin.http")  # NSQ's log format
             async with trio.open_nursery() as nursery:
+                self._scope = nursery.cancel_scope
                 binds = await nursery.start(hypercorn_serve, admin.app(), config)
                 self.http_address = split_host_port(binds[0].split("://", 1)[1])
                 log.info("HTTP: listening on %s:%d", *self.http_address)
@@ -63,17 +65,12 @@ class AdminServer:
             next_at = max(next_at + interval, trio.current_time())
             await trio.sleep_until(next_at)
 
-
-async def _serve_until_signalled(server: AdminServer) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(server.serve)
-            async for signum in signals:
-                log.info("received signal %s: exiting", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
+    def stop(self) -> None:
+        """End ``serve``: the listener, the event streams and the sampler."""
+        if self._scope is not None:
+            self._scope.cancel()
 
 
 def run(options: AdminOptions) -> None:
-    """Serve until SIGTERM/SIGINT. Called by ``pnsq admin``."""
-    trio.run(_serve_until_signalled, AdminServer(options))
+    """Serve until SIGTERM/SIGINT (exit 0). Called by ``pnsq admin``; exits 1 if it cannot start."""
+    daemon.run(AdminServer(options), log)

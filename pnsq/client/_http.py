@@ -23,32 +23,24 @@ class HTTPConnection:
     async def request(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
         """``(status, body)``; NSQConnectionError when the server cannot be reached."""
         async with self._lock:
-            reused = self._stream is not None
-            try:
-                with anyio.fail_after(self.timeout):
-                    return await self._exchange(method, target, body)
-            except (
-                OSError,
-                TimeoutError,
-                anyio.EndOfStream,
-                anyio.BrokenResourceError,
-                h11.ProtocolError,
-            ) as exc:
-                await self.aclose()
-                if not reused or isinstance(exc, TimeoutError):
-                    raise NSQConnectionError(f"HTTP {self.host}:{self.port}: {exc!r}") from exc
-            try:
-                with anyio.fail_after(self.timeout):
-                    return await self._exchange(method, target, body)
-            except (
-                OSError,
-                TimeoutError,
-                anyio.EndOfStream,
-                anyio.BrokenResourceError,
-                h11.ProtocolError,
-            ) as exc:
-                await self.aclose()
-                raise NSQConnectionError(f"HTTP {self.host}:{self.port}: {exc!r}") from exc
+            # A kept-alive connection the server has since closed fails at once: one retry on a
+            # fresh connection, never after a timeout (the request may have been taken).
+            retry = self._stream is not None
+            while True:
+                try:
+                    with anyio.fail_after(self.timeout):
+                        return await self._exchange(method, target, body)
+                except (
+                    OSError,
+                    TimeoutError,
+                    anyio.EndOfStream,
+                    anyio.BrokenResourceError,
+                    h11.ProtocolError,
+                ) as exc:
+                    await self.aclose()
+                    if not retry or isinstance(exc, TimeoutError):
+                        raise NSQConnectionError(f"HTTP {self.host}:{self.port}: {exc!r}") from exc
+                    retry = False
 
     async def _exchange(self, method: str, target: str, body: bytes) -> tuple[int, bytes]:
         if self._stream is None:
