@@ -187,7 +187,6 @@ class DiskQueue:
         self.wpos = 0  # logical end of the write segment, pending bytes included
         self.pending: list[_Chunk] = []
         self.rfile = 1
-        self.rpos = 0
         self._reader = RecordReader(disk.max_payload)
         # Acknowledgements: record ``seq`` ends at ``_ends[seq - _first_seq]``.
         self._next_seq = 0
@@ -233,10 +232,15 @@ class DiskQueue:
         self.wfile = last + 1 if used else last
         self.written = (self.wfile, 0)
         self.unread = depth
-        self.rfile, self.rpos = rfile, rpos
+        self.rfile = rfile
         self._reader = RecordReader(self.disk.max_payload, rpos)
         self.acked = (rfile, rpos)
         self.low_file = min([*numbers, rfile])
+
+    @property
+    def rpos(self) -> int:
+        """Where reading stands in segment ``rfile`` (everything before it consumed)."""
+        return self._reader.position
 
     # -- paths ----------------------------------------------------------------------------
 
@@ -339,7 +343,7 @@ class DiskQueue:
         self.unread = 0
         self.wfile += 1
         self.wpos = 0
-        self.rfile, self.rpos = self.wfile, 0
+        self.rfile = self.wfile
         self._reader = RecordReader(self.disk.max_payload)
         self._first_seq = self._next_seq
         self._ends.clear()
@@ -352,9 +356,6 @@ class DiskQueue:
         self.empty()
         self.deleted = True
         self.disk.mark(self)
-
-    def close(self) -> None:
-        """Nothing to do here: ``Disk.close`` writes and syncs every queue."""
 
     # -- the loop side of a round ------------------------------------------------------------
 
@@ -386,10 +387,7 @@ class DiskQueue:
         if work.read_eof:  # a finished segment: nothing more will come
             records += reader.finish()
             self.rfile += 1
-            self.rpos = 0
             self._reader = RecordReader(self.disk.max_payload)
-        else:
-            self.rpos = reader.position
         bad = reader.bad
         if bad:
             self.corrupt_count += bad
@@ -540,7 +538,6 @@ class Disk:
         self._round = Round()
         self._wanted = False  # a durable publisher waits on the next round
         self._last_sync = -math.inf
-        self._closing = False
 
     def register(self, queue: DiskQueue) -> None:
         self._queues[id(queue)] = queue
@@ -640,7 +637,6 @@ class Disk:
 
     async def close(self) -> None:
         """Write, sync and close everything (graceful shutdown)."""
-        self._closing = True
         for _ in range(3):  # a failing disk gets a few tries
             if await self.round(full_sync=True, closing=True):
                 break
