@@ -31,7 +31,17 @@ class Message:
     ``timestamp`` the publish time in nanoseconds since the epoch.
     """
 
-    __slots__ = ("_conn", "_data", "attempts", "body", "codec", "id", "responded", "timestamp")
+    __slots__ = (
+        "_conn",
+        "_data",
+        "attempts",
+        "auto_response",
+        "body",
+        "codec",
+        "id",
+        "responded",
+        "timestamp",
+    )
 
     def __init__(
         self, conn: Connection, timestamp: int, attempts: int, msg_id: bytes, body: bytes
@@ -43,6 +53,7 @@ class Message:
         self.body = body
         self.codec: Codec = conn.codec
         self.responded = False
+        self.auto_response = True
         self._data: Any = _UNSET
 
     def __repr__(self) -> str:
@@ -59,6 +70,15 @@ class Message:
     def address(self) -> str:
         """``host:port`` of the nsqd that delivered the message."""
         return self._conn.address_text
+
+    def disable_auto_response(self) -> None:
+        """The handler answers later: returning (or raising) no longer FINs (or REQs) it.
+
+        go-nsq's ``DisableAutoResponse``: for handlers that hand the message on (a batch written
+        and fsynced, a publish elsewhere acknowledged) and call ``finish`` or ``requeue`` then.
+        Until then the message counts as in flight; ``touch`` keeps nsqd from timing it out.
+        """
+        self.auto_response = False
 
     def finish(self) -> None:
         """Tell nsqd the message is done (FIN). Later calls do nothing."""
