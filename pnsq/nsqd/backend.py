@@ -19,6 +19,9 @@ class BackendQueue(Protocol):
 
     corrupt_count: int
 
+    durable: bool
+    """Every message goes through it, acknowledged once fsynced (``--sync-every=1``)."""
+
     def put(self, msg: Message, now: float) -> bool:
         """Store the message; False when it cannot (the caller refuses or drops it)."""
         ...
@@ -44,6 +47,7 @@ class BackendQueue(Protocol):
 
 class NoBackend:
     corrupt_count = 0
+    durable = False
 
     def __init__(self) -> None:
         self.ready: deque[Message] = deque()
