@@ -12,6 +12,8 @@ from typing import Protocol
 
 from .message import Message
 
+READ_AHEAD = 2000  # a consuming channel asks for more while fewer are read back and ready
+
 
 class BackendQueue(Protocol):
     ready: deque[Message]

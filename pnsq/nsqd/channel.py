@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..wire.errors import FinFailedError, ReqFailedError, SubFailedError, TouchFailedError
 from ..wire.names import is_ephemeral
-from .backend import BackendQueue, NoBackend
-from .diskqueue import READ_AHEAD
+from .backend import READ_AHEAD, BackendQueue, NoBackend
 from .in_flight import DeferredQueue, InFlightQueue
 from .message import Message
 from .quantile import Quantile

@@ -28,7 +28,6 @@ from .disk_record import RecordReader, decode_payload, encode_record
 from .message import Message
 
 READ_CHUNK = 256 * 1024  # bytes read per queue per round
-READ_AHEAD = 2000  # messages a consumer-side queue keeps decoded and ready
 
 
 class DiskHost(Protocol):
@@ -81,13 +80,15 @@ class Chunk:
 
 @dataclass(slots=True)
 class Work:
-    """What one round does for one queue (planned here), and what came of it (filled in by
-    ``disk_files.execute``)."""
+    """What one round does for one queue, and what came of it.
+
+    ``DiskQueue.plan`` fills in the first part, ``disk_files.execute`` the results.
+    """
 
     generation: int
     chunks: list[Chunk]
     fsync: bool = False
-    read: tuple[int, int, int, int] | None = None  # file, pos, size, last file written to
+    read: tuple[int, int, int, int] | None = None  # file, pos, size, the file being written
     meta: bytes | None = None  # the metadata file's new contents
     delete_below: int = 0  # segments below this are acknowledged
     delete_all: bool = False
