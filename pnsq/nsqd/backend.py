@@ -8,10 +8,12 @@ drops what does not fit in memory, as NSQ's do.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from .message import Message
 
+OnRead = Callable[[list[Message]], None]  # messages read back from the backend, to their owner
 READ_AHEAD = 2000  # a consuming channel asks for more while fewer are read back and ready
 
 

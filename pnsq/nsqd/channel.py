@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..wire.errors import FinFailedError, ReqFailedError, SubFailedError, TouchFailedError
 from ..wire.names import is_ephemeral
-from .backend import READ_AHEAD, BackendQueue, NoBackend
+from .backend import READ_AHEAD, BackendQueue, NoBackend, OnRead
 from .in_flight import DeferredQueue, InFlightQueue
 from .message import Message
 from .quantile import Quantile
@@ -30,8 +30,6 @@ from .quantile import Quantile
 if TYPE_CHECKING:
     from .client_v2 import ClientV2
     from .options import Options
-
-OnRead = Callable[[list[Message]], None]
 
 
 class ChannelHost(Protocol):
