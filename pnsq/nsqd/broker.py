@@ -2,7 +2,7 @@
 
 ``Broker`` holds the state and the rules; ``nsqd.NSQD`` is a broker that listens (TCP and HTTP)
 and serves connections. The split lets the protocol, HTTP and stats modules, which act on the
-broker, sit above it, and ``NSQD`` above them, with no import going back down-up. Topics and
+broker, sit above it, and ``NSQD`` above them, with no import going upward. Topics and
 channels see the broker only as the small ``TopicHost`` / ``ChannelHost`` interfaces their
 modules define, and the lookupd links as ``LookupHost``.
 
@@ -27,12 +27,13 @@ import trio
 
 from .. import NSQ_VERSION
 from ..wire.names import is_ephemeral, is_valid_name
+from .backend import OnRead
 from .channel import Channel
 from .client_v2 import ClientV2
 from .disk import Disk
 from .diskqueue import DiskQueue
 from .lookup import LookupPeers
-from .message import IdFactory, Message
+from .message import IdFactory
 from .options import Options
 from .topic import Topic
 
@@ -102,9 +103,7 @@ class Broker:
 
     # -- persistence ----------------------------------------------------------------------
 
-    def open_backend(
-        self, name: str, on_read: Callable[[list[Message]], None], wants_read: Callable[[], bool]
-    ) -> DiskQueue:
+    def open_backend(self, name: str, on_read: OnRead, wants_read: Callable[[], bool]) -> DiskQueue:
         return self.disk.open(name, on_read, wants_read)
 
     def persist_metadata(self) -> None:

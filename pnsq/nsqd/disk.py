@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from .backend import OnRead
 from .disk_files import SegmentFiles, execute
 from .disk_record import PAYLOAD_HEAD
 from .diskqueue import DiskQueue, Work
-from .message import Message
 
 if TYPE_CHECKING:
     from .options import Options
@@ -72,9 +72,7 @@ class Disk:
         self._wanted = False  # a durable publisher waits on the next round
         self._last_sync = -math.inf
 
-    def open(
-        self, name: str, on_read: Callable[[list[Message]], None], wants_read: Callable[[], bool]
-    ) -> DiskQueue:
+    def open(self, name: str, on_read: OnRead, wants_read: Callable[[], bool]) -> DiskQueue:
         """The disk queue ``name``, picking up what a previous run left in its files."""
         files = SegmentFiles(self.data_path, name)
         queue = DiskQueue(self, name, on_read, wants_read, files.recover(self.max_payload))

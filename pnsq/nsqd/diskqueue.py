@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .backend import OnRead
 from .disk_record import RecordReader, decode_payload, encode_record
 from .message import Message
 
@@ -112,7 +113,7 @@ class DiskQueue:
         self,
         host: DiskHost,
         name: str,
-        on_read: Callable[[list[Message]], None],
+        on_read: OnRead,
         wants_read: Callable[[], bool],
         start: QueueStart,
     ) -> None:
