@@ -5,10 +5,10 @@ Files (in ``--data-path``, named as NSQ names them, in pnsq's own format, see ``
 ``<name>.diskqueue.meta.dat``: ``depth\\nreadFile,readPos\\nwriteFile,writePos\\n``, written
 atomically (temp file, fsync, rename). ``<name>`` is the topic, or ``<topic>:<channel>``.
 
-The event loop never touches a file during a round: ``execute`` runs in a worker thread and
+The event loop does no file I/O for a round: ``execute`` runs in a worker thread and
 does every queue's planned ``Work`` (``diskqueue.Work``) in one go, writes, then fsyncs, then
-reads, then metadata and deletions. Each ``SegmentFiles`` is touched only by the round in
-progress, and outside rounds by opening (``recover``) and the admin's small ``peek``.
+reads, then metadata and deletions. A ``SegmentFiles`` is changed only by the round in
+progress (and by ``recover`` when its queue opens); the admin's ``peek`` only reads.
 """
 
 from __future__ import annotations
