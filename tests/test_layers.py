@@ -1,8 +1,8 @@
 """pnsq's modules stack in floors: no import loops, and the layers of STYLE.md hold.
 
-A newcomer reads a package bottom-up (nsqd: message, in_flight/backend/disk_record,
-diskqueue, disk_files, disk, client_v2, channel, topic, lookup, broker, stats/protocol_v2/
-http_api, nsqd), which only works while no module imports one above it. Every import counts:
+A newcomer reads a package bottom-up (nsqd: message; in_flight, backend, disk_record,
+client_v2; diskqueue; disk_files; disk; channel; topic; lookup; broker; protocol_v2, stats,
+http_api; nsqd), which only works while no module imports one above it. Every import counts:
 top-level, inside functions, and under ``TYPE_CHECKING`` (a type-only loop is still a loop
 for the reader). The graph comes from the source (``ast``), so nothing is imported.
 """
@@ -165,3 +165,7 @@ def test_nsqd_lookupd_and_client_never_import_each_other(daemon: str) -> None:
 
 def test_admin_talks_to_the_daemons_only_over_http() -> None:
     assert _crossings(import_graph(), "pnsq.admin", DAEMONS) == []
+
+
+def test_the_shared_internals_serve_every_daemon_and_know_none() -> None:
+    assert _crossings(import_graph(), "pnsq._internal", [*DAEMONS, "pnsq.admin"]) == []
