@@ -12,6 +12,7 @@ host's address and both lookupds.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from pathlib import Path
@@ -147,7 +148,12 @@ class Cluster:
 
     def lookup(self, lookupd: str, topic: str = TOPIC) -> set[str]:
         """The nsqd addresses ``lookupd`` gives for ``topic`` (asked from a consumer host)."""
-        answer = get_json(self.host("consumer1"), self.lookupd_http(lookupd), f"/lookup?topic={topic}")
+        via, address = self.host("consumer1"), self.lookupd_http(lookupd)
+        status, body = http(via, address, "GET", f"/lookup?topic={topic}")
+        if status == 404:
+            return set()
+        assert status == 200, f"{lookupd} /lookup: {status} {body!r}"
+        answer = json.loads(body)
         return {f"{p['broadcast_address']}:{p['tcp_port']}" for p in answer["producers"]}
 
     def nodes(self, lookupd: str) -> list[dict[str, object]]:
