@@ -9,6 +9,7 @@ the first of a body.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections import Counter
@@ -56,6 +57,11 @@ class Ledger:
                 self.consumed[body] += 1
                 self.last_consumed_at[body] = float(at)
 
+    def consumed_count(self) -> int:
+        """Distinct bodies consumed so far."""
+        self.refresh()
+        return len(self.consumed)
+
     def missing(self) -> set[str]:
         self.refresh()
         return set(self.acked) - set(self.consumed)
@@ -79,7 +85,7 @@ class Ledger:
     def ack_gaps(self) -> float:
         """The longest time between two acknowledged batches (how long publishing stalled)."""
         times = sorted({at for at, _ in self.acked.values()})
-        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
     def figures(self) -> dict[str, Any]:
         self.refresh()

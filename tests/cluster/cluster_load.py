@@ -54,7 +54,12 @@ class Load:
         return self.cluster.procs.script(f"producer-{self.tag}", host, "producer_proc.py", *args)
 
     def consume(
-        self, host: str, *, channel: str = "cluster", lookupds: list[str] | None = None, **opts: Any
+        self,
+        host: str,
+        *,
+        channel: str = "cluster",
+        lookupds: list[str] | None = None,
+        **opts: object,
     ) -> Proc:
         out = self.cluster.tmp_path / f"consumed-{self.tag}-{host}-{len(self.consumers)}.txt"
         args = ["--topic", self.topic, "--channel", channel, "--out", str(out)]

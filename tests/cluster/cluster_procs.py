@@ -53,9 +53,7 @@ def socket_in(host: Host) -> socket.socket:
     return made[0]
 
 
-def http(
-    via: Host, address: str, method: str, target: str, body: bytes = b""
-) -> tuple[int, bytes]:
+def http(via: Host, address: str, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
     """One request from inside ``via`` to ``address`` (``ip:port``); (status, body)."""
     sock = socket_in(via)
     sock.settimeout(5)

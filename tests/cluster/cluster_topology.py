@@ -15,14 +15,16 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cluster_net import Host, Network
 from cluster_procs import Proc, Procs, get_json, http, wait_for
 
 LOOKUPDS = ("lookupd1", "lookupd2")
 NSQDS = ("nsqd1", "nsqd2", "nsqd3")
-CLIENTS = ("producer", "consumer1", "consumer2", "consumer3")
+CLIENTS = ("producer", "consumer1", "consumer2", "admin")
 TOPIC = "load"
 START_TIMEOUT = 30.0
 
@@ -127,7 +129,9 @@ class Cluster:
 
         def pinged() -> bool:
             assert proc.running(), f"{name} exited:\n{proc.log_tail()}"
-            status, _ = http(self.host("producer"), f"{self.host(name).address}:{port}", "GET", "/ping")
+            status, _ = http(
+                self.host("producer"), f"{self.host(name).address}:{port}", "GET", "/ping"
+            )
             return status == 200
 
         wait_for(f"{name} /ping", pinged, START_TIMEOUT)
@@ -156,7 +160,27 @@ class Cluster:
         answer = json.loads(body)
         return {f"{p['broadcast_address']}:{p['tcp_port']}" for p in answer["producers"]}
 
-    def nodes(self, lookupd: str) -> list[dict[str, object]]:
+    def nodes(self, lookupd: str) -> list[dict[str, Any]]:
         answer = get_json(self.host("consumer1"), self.lookupd_http(lookupd), "/nodes")
-        producers: list[dict[str, object]] = answer["producers"]
+        producers: list[dict[str, Any]] = answer["producers"]
         return producers
+
+    def start_admin(self) -> Proc:
+        lookupds = [f"--lookupd-http-address={a}" for a in self.all_lookupd_http()]
+        host = self.host("admin")
+        proc = self.daemons["admin"] = self.procs.pnsq(
+            "admin", host, "admin", f"--http-address={host.address}:4171", *lookupds
+        )
+        address = f"{host.address}:4171"
+        wait_for(
+            "admin /ping",
+            lambda: http(self.host("consumer1"), address, "GET", "/ping")[0] == 200,
+            START_TIMEOUT,
+        )
+        return proc
+
+    def admin_get(self, target: str) -> Any:
+        return get_json(self.host("consumer1"), f"{self.host('admin').address}:4171", target)
+
+
+MakeCluster = Callable[..., Cluster]

@@ -8,14 +8,12 @@ make namespaces fails here with the ``ip`` error -- these tests never skip.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cluster_net import Network
-from cluster_topology import CLIENTS, LOOKUPDS, NSQDS, Cluster
-
-MakeCluster = Callable[..., Cluster]
+from cluster_topology import CLIENTS, LOOKUPDS, NSQDS, Cluster, MakeCluster
 
 
 @pytest.fixture

@@ -70,39 +70,39 @@ class Recorder:
             await anyio.sleep(0.05)
 
 
-async def main() -> None:
-    args = parse()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    with open(args.out, "a") as out:
-        recorder = Recorder(args, out)
-        consumer = Consumer(
-            args.topic,
-            args.channel,
-            recorder.handle,
-            lookupd_http_addresses=args.lookupd,
-            max_in_flight=args.max_in_flight,
-            lookupd_poll_interval=1.0,
-            lookupd_poll_jitter=0.1,
-            reconnect_delay=0.2,
-            max_reconnect_delay=1.0,
-            close_timeout=5.0,
-            config=ConnectionConfig(
-                heartbeat_interval=args.heartbeat, msg_timeout=args.msg_timeout, connect_timeout=0.5
-            ),
-        )
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(recorder.flusher)
-                async with consumer:
-                    with anyio.move_on_after(args.deadline):
-                        async for _ in signals:
-                            break
-                tg.cancel_scope.cancel()
-        out.flush()
+async def main(args: argparse.Namespace, out: IO[str]) -> None:
+    recorder = Recorder(args, out)
+    consumer = Consumer(
+        args.topic,
+        args.channel,
+        recorder.handle,
+        lookupd_http_addresses=args.lookupd,
+        max_in_flight=args.max_in_flight,
+        lookupd_poll_interval=1.0,
+        lookupd_poll_jitter=0.1,
+        reconnect_delay=0.2,
+        max_reconnect_delay=1.0,
+        close_timeout=5.0,
+        config=ConnectionConfig(
+            heartbeat_interval=args.heartbeat, msg_timeout=args.msg_timeout, connect_timeout=0.5
+        ),
+    )
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(recorder.flusher)
+            async with consumer:
+                with anyio.move_on_after(args.deadline):
+                    async for _ in signals:
+                        break
+            tg.cancel_scope.cancel()
+    out.flush()
     stats = asdict(consumer.stats())
     stats |= {"timed_out": recorder.timed_out, "requeued_by_test": recorder.requeued}
     print(json.dumps(stats), flush=True)
 
 
 if __name__ == "__main__":
-    anyio.run(main, backend="trio")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    arguments = parse()
+    with open(arguments.out, "a") as out_file:
+        anyio.run(main, arguments, out_file, backend="trio")

@@ -70,17 +70,13 @@ class Run:
             await anyio.sleep(args.pause)
 
 
-async def main() -> None:
-    args = parse()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+async def main(args: argparse.Namespace, out: IO[str]) -> None:
     began = time.monotonic()
-    config = ConnectionConfig(connect_timeout=0.5)
-    with open(args.out, "a") as out:
-        run = Run(args, out)
-        async with ProducerPool(args.nsqd, config=config) as pool:
-            async with anyio.create_task_group() as tg:
-                for _ in range(args.tasks):
-                    tg.start_soon(run.publisher, pool)
+    run = Run(args, out)
+    pool = ProducerPool(args.nsqd, config=ConnectionConfig(connect_timeout=0.5))
+    async with pool, anyio.create_task_group() as tg:
+        for _ in range(args.tasks):
+            tg.start_soon(run.publisher, pool)
     summary = {
         "acked": sum(run.by_node.values()),
         "by_node": dict(run.by_node),
@@ -91,4 +87,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, backend="trio")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    arguments = parse()
+    with open(arguments.out, "a") as out_file:
+        anyio.run(main, arguments, out_file, backend="trio")

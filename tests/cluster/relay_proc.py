@@ -47,9 +47,9 @@ class Relay:
 
     def due(self, last_due: float) -> float:
         args = self.args
-        due = max(trio.current_time() + args.delay, last_due)
+        due = max(trio.current_time() + float(args.delay), last_due)
         if self.rng.random() < args.stall_rate:
-            due += self.rng.uniform(args.stall_min, args.stall_max)
+            due += self.rng.uniform(float(args.stall_min), float(args.stall_max))
         return due
 
     async def handle(self, port: int, inbound: trio.SocketStream) -> None:
