@@ -14,11 +14,16 @@ firewall rule behaves and keeps the scenario short.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 SUBNET = "10.200.7"
+
+
+PREFIX = "pnsq"
 
 
 class NetnsError(RuntimeError):
@@ -57,7 +62,7 @@ class Network:
     """``Network(["lookupd1", ...])`` builds nothing until ``up()``; ``down()`` always cleans."""
 
     names: Sequence[str]
-    prefix: str = field(default_factory=lambda: f"pnsq{os.getpid()}")
+    prefix: str = field(default_factory=lambda: f"{PREFIX}{os.getpid()}")
     hosts: dict[str, Host] = field(default_factory=dict)
     _made: list[str] = field(default_factory=list)
 
@@ -101,3 +106,15 @@ class Network:
 
     def routes_out(self, host: str) -> str:
         return ip("-n", self.hosts[host].netns, "route", "show")
+
+
+def sweep_stale() -> list[str]:
+    """Delete namespaces an earlier run left behind (its pytest was killed before teardown):
+    ours are named ``pnsq<pid>-...``, and that pid no longer runs."""
+    removed = []
+    for line in ip("netns", "list").splitlines():
+        found = re.match(rf"({PREFIX}(\d+)-\S+)", line)
+        if found and not Path(f"/proc/{found[2]}").exists():
+            ip("netns", "del", found[1])
+            removed.append(found[1])
+    return removed

@@ -3,6 +3,8 @@
 Every process is ``ip netns exec <ns> <python> ...``: ``ip netns exec`` execs the command in
 place, so the PID we hold is the daemon's own and signals (kill -9, SIGTERM) reach it directly.
 Logs go to one file per process start under the test's tmp dir, so a failure can be read.
+Each child is also told to die with the test process (``PR_SET_PDEATHSIG``), in case pytest
+itself is killed before its teardown runs.
 
 The test process stays in the machine's namespace and reaches the hosts through sockets made
 by a short-lived thread that has entered the host's namespace (``setns`` moves only the calling
@@ -28,6 +30,7 @@ from typing import Any
 from cluster_net import Host
 
 CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
 HERE = Path(__file__).resolve().parent
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -94,6 +97,12 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it if pytest dies without its teardown (kill -9),
+    so that no daemon or relay outlives the test run."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class Proc:
     """One process started on a host; ``stop()`` signals it by PID and reaps it."""
 
@@ -106,6 +115,7 @@ class Proc:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
             )
 
     @property
