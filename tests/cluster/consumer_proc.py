@@ -5,7 +5,8 @@ Each handled message appends ``<unix time> <body>`` to ``--out``; a task flushes
 finished (the test reads it while the consumer runs). ``--requeue-every N`` requeues bodies whose
 sequence is a multiple of N on their first attempt; ``--timeout-every N`` leaves such a message
 unanswered on its first attempt so that nsqd's message timeout must give it back: both check that
-requeues and timeouts still deliver everything under the fault being tested.
+requeues and timeouts still deliver everything under the fault being tested; ``--handle-delay``
+makes a slow consumer, so that a backlog builds up on the nsqds.
 The summary (a JSON line on stdout) gives the consumer's own counts.
 """
 
@@ -35,6 +36,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--requeue-every", type=int, default=0)
     parser.add_argument("--timeout-every", type=int, default=0)
     parser.add_argument("--msg-timeout", type=float, default=3.0)
+    parser.add_argument("--handle-delay", type=float, default=0.0, help="seconds per message")
     parser.add_argument("--deadline", type=float, default=120.0)
     return parser.parse_args()
 
@@ -62,6 +64,8 @@ class Recorder:
             self.requeued += 1
             message.requeue(0.05, backoff=False)
             return
+        if self.args.handle_delay:
+            await anyio.sleep(self.args.handle_delay)
         self.out.write(f"{time.time():.3f} {body.decode()}\n")
 
     async def flusher(self) -> None:
