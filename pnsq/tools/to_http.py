@@ -7,7 +7,7 @@ sends it as the request body. ``--mode`` picks the endpoint (``pnsq.tools.hostpo
 attempt per delivery, as NSQ does: a failed endpoint is avoided when the message comes back.
 
 Concurrency is the consumer's: its handler is async and it runs up to ``-n`` of them at once,
-each awaiting its request on one shared httpx client (keep-alive, at most ``-n`` connections).
+each awaiting its request on a keep-alive connection of its endpoint (``http_clients``).
 No task is made per message. On Ctrl-C/SIGTERM the consumer closes: no new messages, requests
 under way finish (bounded by the request timeout), their FIN/REQ are sent, exit 0.
 """
@@ -30,6 +30,7 @@ from .._internal.logging import setup_logging
 from ..client import Consumer, Message
 from . import client_setup
 from .hostpool import MODES, HostPool
+from .http_clients import ClientPool
 from .runner import EXIT_OK, run_tool
 from .timer_metrics import TimerMetrics
 
@@ -141,12 +142,13 @@ async def to_http(options: ToHTTPOptions, stop: anyio.Event) -> int:
     kwargs.setdefault("max_attempts", 0)
     connect, request = _timeouts(options)
     kwargs.setdefault("close_timeout", connect + request + 1.0)  # requests under way finish
-    async with httpx.AsyncClient(
+    clients = ClientPool(
+        len(options.post or options.get),
         timeout=httpx.Timeout(request, connect=connect),
-        limits=httpx.Limits(max_connections=options.n, max_keepalive_connections=options.n),
         headers={"User-Agent": f"pnsq_to_http/{__version__}", **parse_headers(options.header)},
-    ) as client:
-        handler = Deliverer(client, options)
+    )
+    try:
+        handler = Deliverer(clients, options)
         consumer = Consumer(
             options.topic, options.channel, handler, concurrency=options.n, **kwargs
         )
@@ -154,6 +156,8 @@ async def to_http(options: ToHTTPOptions, stop: anyio.Event) -> int:
             tg.start_soon(consumer.run)
             await stop.wait()
             await consumer.close()
+    finally:
+        await clients.aclose()
     return EXIT_OK
 
 
@@ -166,8 +170,8 @@ def _timeouts(options: ToHTTPOptions) -> tuple[float, float]:
 class Deliverer:
     """The consumer's handler: one HTTP request per message, FIN on 2xx, REQ otherwise."""
 
-    def __init__(self, client: httpx.AsyncClient, options: ToHTTPOptions) -> None:
-        self.client = client
+    def __init__(self, clients: ClientPool, options: ToHTTPOptions) -> None:
+        self.clients = clients
         self.urls = options.post or options.get
         self.method = "POST" if options.post else "GET"
         self.post_headers = {"Content-Type": options.content_type} if options.post else {}
@@ -185,7 +189,11 @@ class Deliverer:
             return  # sampled out: FINed, as NSQ does
         started = anyio.current_time()
         index = self.pool.order(started)[0]
-        error = await self._send(self.urls[index], message.body)
+        client = self.clients.acquire(index)
+        try:
+            error = await self._send(client, self.urls[index], message.body)
+        finally:
+            self.clients.release(index, client)
         now = anyio.current_time()
         self.pool.mark(index, error is None, now, now - started)
         if error is not None:
@@ -196,15 +204,15 @@ class Deliverer:
         self.per_url[index].record(now - started)
         self.aggregate.record(now - started)
 
-    async def _send(self, url: str, body: bytes) -> str | None:
+    async def _send(self, client: httpx.AsyncClient, url: str, body: bytes) -> str | None:
         """None when the endpoint answered 2xx, else what went wrong."""
         try:
             with anyio.fail_after(self.request_timeout):
                 if self.method == "POST":
-                    response = await self.client.post(url, content=body, headers=self.post_headers)
+                    response = await client.post(url, content=body, headers=self.post_headers)
                 else:
                     escaped = quote_plus(body, safe="")  # Go's url.QueryEscape
-                    response = await self.client.get(url.replace("%s", escaped))
+                    response = await client.get(url.replace("%s", escaped))
         except TimeoutError:
             return f"timed out after {self.request_timeout:g}s"
         except httpx.HTTPError as exc:
