@@ -64,6 +64,22 @@ async def test_messages_are_copied_to_the_destination_topic(make_nsqd: MakeNSQD)
     assert ch.requeue_count == 0
 
 
+async def test_each_consumed_topic_keeps_its_name_without_destination_topic(
+    make_nsqd: MakeNSQD,
+) -> None:
+    source, destination = await make_nsqd(), await make_nsqd()
+    await publish(source, "a", [b"a1", b"a2"])
+    await publish(source, "b", [b"b1"])
+    opts = options(source, tcp(destination), topics=("a", "b"))
+    async with (
+        collecting(destination, "a") as got_a,
+        collecting(destination, "b") as got_b,
+        running(lambda s: to_nsq(opts, s)),
+    ):
+        await wait_until(lambda: len(got_a) + len(got_b) >= 3)
+    assert (sorted(got_a), got_b) == ([b"a1", b"a2"], [b"b1"])
+
+
 async def test_json_filters_pass_matching_messages_and_keep_only_whitelisted_fields(
     make_nsqd: MakeNSQD,
 ) -> None:
