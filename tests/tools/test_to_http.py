@@ -132,6 +132,18 @@ async def test_hostpool_stops_sending_to_an_endpoint_that_failed(
     assert sorted(good.delivered) == sorted(bodies)
 
 
+async def test_sample_zero_fins_every_message_without_a_request(
+    make_nsqd: MakeNSQD, nursery: trio.Nursery
+) -> None:
+    nsqd = await make_nsqd()
+    sink = await HTTPSink().start(nursery)
+    await publish(nsqd, TOPIC, [b"a", b"b", b"c"])
+    opts = options(tcp(nsqd), post=(sink.url(),), sample=0.0)
+    async with running(lambda stop: to_http(opts, stop)):
+        await wait_until(lambda: settled(nsqd, TOPIC, CHANNEL, 3))
+    assert sink.requests == []
+
+
 async def test_stop_lets_the_request_under_way_finish_and_fins_it(
     make_nsqd: MakeNSQD, nursery: trio.Nursery
 ) -> None:
