@@ -15,7 +15,7 @@ SPEC = Spec(
     epilog="""\b
 Examples:
   pnsq to-http --topic=events --nsqd-tcp-address=127.0.0.1:4150 \\
-      --post=http://127.0.0.1:8080/ingest --header=Authorization:Bearer-xyz
+      --post=http://127.0.0.1:8080/ingest --header='Authorization: Bearer xyz'
   pnsq to-http --topic=events --lookupd-http-address=127.0.0.1:4161 \\
       --get='http://a:8080/hit?data=%s' --get='http://b:8080/hit?data=%s' --mode=round-robin
 
