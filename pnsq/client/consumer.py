@@ -200,7 +200,7 @@ class Consumer:
 
     async def _drain(self) -> None:
         for conn in self.connections:
-            conn.write(wire.encode_cls())
+            conn.cls()
         with anyio.move_on_after(self.close_timeout):
             if self._in_flight():
                 await self._drained.wait()

@@ -15,7 +15,6 @@ from pnsq.wire import (
     FrameReader,
     decode_message,
     encode_frame,
-    encode_message,
     encode_message_frame,
 )
 
@@ -139,7 +138,6 @@ def test_a_frame_of_exactly_max_frame_size_is_accepted() -> None:
 
 def test_message_frame_has_nsqs_exact_layout() -> None:
     assert encode_message_frame(1, 2, MSG_ID, b"hi") == MESSAGE_FRAME
-    assert encode_message(1, 2, MSG_ID, b"hi") == MESSAGE
     assert encode_frame(FRAME_TYPE_MESSAGE, MESSAGE) == MESSAGE_FRAME
 
 
@@ -159,7 +157,7 @@ def test_message_round_trips_through_its_bytes(timestamp: int, attempts: int, bo
     reader.receive_data(frame)
     frame_type, data = reader.next_frame() or (None, b"")
     assert frame_type == FRAME_TYPE_MESSAGE
-    assert data == encode_message(timestamp, attempts, MSG_ID, body)
+    assert data == frame[8:]
     assert decode_message(data) == (timestamp, attempts, MSG_ID, body)
 
 
