@@ -20,7 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import anyio
 import anyio.abc
@@ -313,21 +313,24 @@ class Connection:
             self._wake_writer()
 
     def _dispatch(self, events: list[wire.Event[Message]]) -> None:
-        messages: list[Message] = []
-        codec = self.codec
+        codec, mixed = self.codec, False
         for event in events:
             if isinstance(event, Message):
                 event._conn = self
                 event.codec = codec
-                messages.append(event)
             elif isinstance(event, wire.Response):
+                mixed = True
                 self._on_response(event.data)
-            elif isinstance(event, wire.ErrorFrame):
-                self._on_error(event.error)
+            else:
+                mixed = True
+                if isinstance(event, wire.ErrorFrame):
+                    self._on_error(event.error)
+        # A read of nothing but messages (the common case) is handed over as it is.
+        messages = [e for e in events if isinstance(e, Message)] if mixed else events
         if messages:
             self.in_flight += len(messages)
             if self.delegate is not None:
-                self.delegate.on_messages(self, messages)
+                self.delegate.on_messages(self, cast("list[Message]", messages))
 
     def _on_response(self, data: bytes) -> None:
         if self._waiters:

@@ -124,11 +124,11 @@ class ClientConnection(Generic[M]):
             raise self._broken
         events: list[Event[M]] = []
         next_frame, append, make = self._frames.next_frame, events.append, self._message_type
-        unpack = _MESSAGE_HEADER.unpack_from
+        unpack, message, header_length = _MESSAGE_HEADER.unpack_from, FRAME_TYPE_MESSAGE, 26
         try:
             while (frame := next_frame()) is not None:
                 frame_type, data = frame
-                if frame_type == FRAME_TYPE_MESSAGE and len(data) >= MSG_HEADER_LENGTH:
+                if frame_type == message and len(data) >= header_length:
                     timestamp, attempts = unpack(data)
                     append(make(timestamp, attempts, data[10:26], data[26:]))
                 elif (event := self._event(frame_type, data)) is not None:

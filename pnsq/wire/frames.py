@@ -96,12 +96,6 @@ def decode_message(data: bytes) -> tuple[int, int, bytes, bytes]:
     return timestamp, attempts, bytes(data[10:26]), bytes(data[26:])
 
 
-def check_frame_size(size: int, max_frame_size: int) -> None:
-    """A size below 4 (no room for the frame type) or above the limit means garbage."""
-    if size < 4 or size > max_frame_size:
-        raise ValueError(f"invalid frame size {size}")
-
-
 class FrameReader:
     """Splits a byte stream from nsqd into ``(frame_type, data)`` frames.
 
@@ -127,7 +121,8 @@ class FrameReader:
         if len(buf) - pos < 8:
             return None
         size, frame_type = _FRAME_HEADER.unpack_from(buf, pos)
-        check_frame_size(size, self.max_frame_size)
+        if size < 4 or size > self.max_frame_size:  # no room for the frame type, or garbage
+            raise ValueError(f"invalid frame size {size}")
         end = pos + 4 + size
         if len(buf) < end:
             return None
