@@ -55,6 +55,8 @@ _NOP: Final = commands.encode_nop()
 
 
 class Phase(Enum):
+    """Where the connection is: negotiating, usable, or done for."""
+
     IDENTIFYING = "identifying"
     AUTHENTICATING = "authenticating"
     READY = "ready"
@@ -109,10 +111,14 @@ class ClientConnection(Generic[M]):
         """The next event, or ``NEED_DATA``. Garbage from the server raises ValueError."""
         if self._broken is not None:
             raise self._broken
-        while (frame := self._frames.next_frame()) is not None:
-            event = self._event(*frame)
-            if event is not None:
-                return event
+        try:
+            while (frame := self._frames.next_frame()) is not None:
+                event = self._event(*frame)
+                if event is not None:
+                    return event
+        except ValueError as exc:
+            self._fail(exc)
+            raise
         return NEED_DATA
 
     def next_events(self) -> list[Event[M]]:
@@ -124,7 +130,11 @@ class ClientConnection(Generic[M]):
             raise self._broken
         events: list[Event[M]] = []
         next_frame, append, make = self._frames.next_frame, events.append, self._message_type
-        unpack, message, header_length = _MESSAGE_HEADER.unpack_from, FRAME_TYPE_MESSAGE, 26
+        unpack, message, header_length = (
+            _MESSAGE_HEADER.unpack_from,
+            FRAME_TYPE_MESSAGE,
+            MSG_HEADER_LENGTH,
+        )
         try:
             while (frame := next_frame()) is not None:
                 frame_type, data = frame
@@ -134,11 +144,15 @@ class ClientConnection(Generic[M]):
                 elif (event := self._event(frame_type, data)) is not None:
                     append(event)
         except ValueError as exc:
-            self.phase = Phase.FAILED
-            self._broken = exc
+            self._fail(exc)
             if not events:
                 raise
         return events
+
+    def _fail(self, exc: ValueError) -> None:
+        """The stream is garbage from here on: every later call raises the same error."""
+        self.phase = Phase.FAILED
+        self._broken = exc
 
     def data_to_send(self) -> bytes:
         """Everything queued to go out since the last call (b"" if nothing)."""
@@ -164,9 +178,9 @@ class ClientConnection(Generic[M]):
                 self._out += _NOP
                 self.heartbeats += 1
                 return _HEARTBEAT_EVENT
-            if self.phase is Phase.READY:
-                return Response(data)
-            return self._negotiation_reply(data)
+            if self.phase is Phase.IDENTIFYING or self.phase is Phase.AUTHENTICATING:
+                return self._negotiation_reply(data)
+            return Response(data)
         if frame_type == FRAME_TYPE_ERROR:
             error = error_from_bytes(data)
             if error.fatal:
@@ -191,9 +205,7 @@ class ClientConnection(Generic[M]):
             self._out += commands.encode_auth(self._auth_secret)
             self.phase = Phase.AUTHENTICATING
             return None
-        if self.phase is Phase.AUTHENTICATING:
-            return self._negotiated(_json_object(data, "AUTH"))
-        raise ValueError(f"response {data[:64]!r} after a fatal error")
+        return self._negotiated(_json_object(data, "AUTH"))
 
     def _negotiated(self, auth: dict[str, Any] | None) -> Negotiated:
         self.phase = Phase.READY
