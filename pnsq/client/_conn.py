@@ -15,12 +15,10 @@ closes, as go-nsq does.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 import anyio
 import anyio.abc
@@ -28,43 +26,14 @@ import anyio.abc
 from pnsq import wire
 
 from .codecs import RAW, Codec
+from .config import ConnectionConfig as ConnectionConfig  # its old home; importers still use it
 from .errors import NSQConnectionError, NSQProtocolError, PublishError, ServerError
 from .message import FINISHED, Message
 
 log = logging.getLogger("pnsq.client")
 
-USER_AGENT = "pnsq-client/0.1"
 _READ_SIZE = 256 * 1024
 _PUBLISH_CODES = ("E_PUB_FAILED", "E_MPUB_FAILED", "E_DPUB_FAILED", "E_BAD_TOPIC", "E_BAD_MESSAGE")
-
-
-@dataclass(frozen=True)
-class ConnectionConfig:
-    """What a connection sends in IDENTIFY, and its timeouts (seconds)."""
-
-    client_id: str = field(default_factory=lambda: socket.gethostname().split(".")[0])
-    hostname: str = field(default_factory=socket.gethostname)
-    user_agent: str = USER_AGENT
-    heartbeat_interval: float = 30.0
-    output_buffer_size: int = 16384
-    output_buffer_timeout: float = 0.25
-    msg_timeout: float = 0.0  # 0: nsqd's default
-    sample_rate: int = 0
-    auth_secret: bytes | None = None
-    connect_timeout: float = 1.0
-
-    def identify(self) -> dict[str, Any]:
-        return {
-            "client_id": self.client_id,
-            "hostname": self.hostname,
-            "user_agent": self.user_agent,
-            "feature_negotiation": True,
-            "heartbeat_interval": int(self.heartbeat_interval * 1000),
-            "output_buffer_size": self.output_buffer_size,
-            "output_buffer_timeout": int(self.output_buffer_timeout * 1000),
-            "msg_timeout": int(self.msg_timeout * 1000),
-            "sample_rate": self.sample_rate,
-        }
 
 
 class Delegate(Protocol):

@@ -21,9 +21,10 @@ import anyio.abc
 from pnsq import wire
 
 from ._address import parse_address
-from ._conn import Connection, ConnectionConfig
+from ._conn import Connection
 from ._http import HTTPConnection
 from .codecs import RAW, Codec
+from .config import ConnectionConfig
 from .errors import NSQError, NSQProtocolError, PublishError
 
 log = logging.getLogger("pnsq.client")

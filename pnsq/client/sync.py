@@ -20,8 +20,8 @@ from urllib.parse import quote
 from pnsq import wire
 
 from ._address import parse_address
-from ._conn import ConnectionConfig
 from .codecs import RAW, Codec
+from .config import ConnectionConfig
 from .errors import NSQConnectionError, NSQProtocolError, PublishError, ServerError
 
 _Proto = wire.ClientConnection[wire.MessageEvent]
