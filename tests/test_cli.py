@@ -34,6 +34,8 @@ from pnsq._internal.duration import (
 )
 from pnsq._internal.logging import setup_logging
 from pnsq._internal.netaddr import default_broadcast_address, split_host_port
+from pnsq.cli import table
+from pnsq.nsqd import options as nsqd_options
 from pnsq.nsqd.options import Options
 
 BROADCAST = "192.0.2.77"
@@ -56,8 +58,10 @@ def rec(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     fake = types.ModuleType("pnsq.nsqd.daemon")
     fake.run = recorder.options.append  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pnsq.nsqd.daemon", fake)
-    monkeypatch.setattr(cli, "setup_logging", lambda lvl, pfx: recorder.logging.append((lvl, pfx)))
-    monkeypatch.setattr(cli, "default_broadcast_address", lambda: BROADCAST)
+    monkeypatch.setattr(
+        table, "setup_logging", lambda lvl, pfx: recorder.logging.append((lvl, pfx))
+    )
+    monkeypatch.setattr(nsqd_options, "default_broadcast_address", lambda: BROADCAST)
     return recorder
 
 
@@ -382,7 +386,7 @@ def test_python_dash_m_pnsq_runs_the_cli() -> None:
     assert proc.stdout == "nsqd v1.3.0 (pnsq)\n"
 
 
-# Every flag of reference §4 (NSQ 1.3), written out independently of cli.NSQD_FLAGS.
+# Every flag of reference §4 (NSQ 1.3), written out independently of nsqd_options.FLAGS.
 NSQ_FLAGS = re.findall(
     r"\S+",
     """

@@ -378,9 +378,11 @@ class Consumer:
             await self._call(message)
         except Exception:
             log.warning("handler failed on message %s", message.id.decode(), exc_info=True)
-            message.requeue()
+            if message.auto_response:
+                message.requeue()
         else:
-            message.finish()
+            if message.auto_response:
+                message.finish()
 
     async def _give_up(self, message: Message) -> None:
         log.warning(

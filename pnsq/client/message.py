@@ -47,7 +47,7 @@ class Message(MessageEvent):
     ``timestamp`` the publish time in nanoseconds since the epoch.
     """
 
-    __slots__ = ("_conn", "_data", "codec", "responded")
+    __slots__ = ("_conn", "_data", "auto_response", "codec", "responded")
 
     _conn: MessageOwner  # set by the connection right after the frame is parsed
 
@@ -59,6 +59,7 @@ class Message(MessageEvent):
         self.body = body
         self.codec: Codec = RAW
         self.responded = False
+        self.auto_response = True
         self._data: Any = _UNSET
 
     # a delivery is itself, not its contents (MessageEvent compares by value)
@@ -79,6 +80,15 @@ class Message(MessageEvent):
     def address(self) -> str:
         """``host:port`` of the nsqd that delivered the message."""
         return self._conn.address_text
+
+    def disable_auto_response(self) -> None:
+        """The handler answers later: returning (or raising) no longer FINs (or REQs) it.
+
+        go-nsq's ``DisableAutoResponse``: for handlers that hand the message on (a batch written
+        and fsynced, a publish elsewhere acknowledged) and call ``finish`` or ``requeue`` then.
+        Until then the message counts as in flight; ``touch`` keeps nsqd from timing it out.
+        """
+        self.auto_response = False
 
     def finish(self) -> None:
         """Tell nsqd the message is done (FIN). Later calls do nothing."""

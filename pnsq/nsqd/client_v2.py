@@ -2,12 +2,14 @@
 
 Frames are appended to ``out``; the connection's writer task sends whatever has accumulated in
 one write. ``send_message`` is the delivery hot path: one struct pack and two appends.
+A client sits below the channel that delivers to it: it knows its channel only as the
+``Subscription`` below.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -21,12 +23,25 @@ from ..wire.frames import (
 from ..wire.server import ClientState, CommandReader
 
 if TYPE_CHECKING:
-    from .channel import Channel
     from .message import Message
     from .options import Options
 
 DEFAULT_OUTPUT_BUFFER_SIZE = 16 * 1024
 _PACK_HEADER = MESSAGE_FRAME_HEADER.pack
+
+
+class Subscription(Protocol):
+    """The channel a client subscribed to (``Channel``), as its connection uses it."""
+
+    def dispatch(self, now: float) -> None: ...
+
+    def finish(self, client: ClientV2, msg_id: bytes, now: float) -> None: ...
+
+    def requeue(self, client: ClientV2, msg_id: bytes, delay: float, now: float) -> None: ...
+
+    def touch(self, client: ClientV2, msg_id: bytes, now: float) -> None: ...
+
+    def remove_client(self, client: ClientV2) -> None: ...
 
 
 class ClientV2:
@@ -44,7 +59,7 @@ class ClientV2:
             max_rdy_count=options.max_rdy_count,
             max_req_timeout_ms=options.max_req_timeout_ms,
         )
-        self.channel: Channel | None = None
+        self.channel: Subscription | None = None
         self.ready_count = 0
         self.in_flight_count = 0
         self.message_count = 0

@@ -45,8 +45,8 @@ from .client_v2 import ClientV2
 from .topic import PutError
 
 if TYPE_CHECKING:
-    from .diskqueue import Round
-    from .nsqd import NSQD
+    from .broker import Broker
+    from .disk import Round
 
 log = logging.getLogger("pnsq.nsqd")
 
@@ -55,7 +55,7 @@ HIGH_WATER = 4 * 1024 * 1024  # stop reading a client whose unsent output passes
 
 
 class ConnectionV2:
-    def __init__(self, nsqd: NSQD, client: ClientV2, stream: trio.abc.Stream) -> None:
+    def __init__(self, nsqd: Broker, client: ClientV2, stream: trio.abc.Stream) -> None:
         self.nsqd = nsqd
         self.client = client
         self.stream = stream
@@ -302,7 +302,7 @@ class ConnectionV2:
         pass
 
 
-async def handle_connection(nsqd: NSQD, stream: trio.SocketStream) -> None:
+async def handle_connection(nsqd: Broker, stream: trio.SocketStream) -> None:
     """Serve one TCP client until it goes away; never raises."""
     try:
         address = stream.socket.getpeername()

@@ -24,6 +24,8 @@ from typing import TextIO
 
 import trio
 
+from .._internal import flags
+from .._internal.flags import Flag, flag
 from .._internal.netaddr import split_host_port
 
 STOP_GRACE = 10.0
@@ -41,6 +43,19 @@ class Addresses:
     nsqd_tcp: str = "127.0.0.1:4150"
     nsqd_http: str = "127.0.0.1:4151"
     admin_http: str = "127.0.0.1:4171"
+    data_path: str = "./data"
+
+
+# fmt: off
+FLAGS: tuple[Flag, ...] = (
+    flag("data-path", flags.string, "where the daemons keep their data"),
+    flag("lookupd-tcp-address", flags.address, "lookupd's TCP address", field="lookupd_tcp"),
+    flag("lookupd-http-address", flags.address, "lookupd's HTTP address", field="lookupd_http"),
+    flag("nsqd-tcp-address", flags.address, "nsqd's TCP address", field="nsqd_tcp"),
+    flag("nsqd-http-address", flags.address, "nsqd's HTTP address", field="nsqd_http"),
+    flag("admin-http-address", flags.address, "the admin's HTTP address", field="admin_http"),
+)
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -50,9 +65,9 @@ class Daemon:
     listeners: tuple[str, ...]  # the "<KIND>: listening on" lines that mean it is ready
 
 
-def cluster_commands(data_path: str, addresses: Addresses | None = None) -> list[Daemon]:
+def cluster_commands(addresses: Addresses) -> list[Daemon]:
     """The daemons of the local cluster, in start order."""
-    addresses = addresses or Addresses()
+    data_path = addresses.data_path
     pnsq = [sys.executable, "-m", "pnsq"]
     return [
         Daemon(
@@ -215,6 +230,6 @@ async def run_cluster(daemons: Sequence[Daemon], out: TextIO = sys.stdout) -> in
     return status
 
 
-def run(data_path: str, addresses: Addresses | None = None) -> int:
-    os.makedirs(os.path.join(data_path, "nsqd"), exist_ok=True)
-    return trio.run(run_cluster, cluster_commands(data_path, addresses))
+def run(addresses: Addresses) -> int:
+    os.makedirs(os.path.join(addresses.data_path, "nsqd"), exist_ok=True)
+    return trio.run(run_cluster, cluster_commands(addresses))

@@ -8,10 +8,58 @@ from __future__ import annotations
 
 import random
 import socket
+import sys
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from .. import __version__, wire
+from .._internal import flags
+from .._internal.flags import Flag, flag
 from .._internal.netaddr import split_host_port
+
+
+@dataclass(frozen=True)
+class TailOptions:
+    topic: str = ""
+    channel: str = ""
+    nsqd_tcp_address: str = "127.0.0.1:4150"
+    max_in_flight: int = 200
+    n: int = 0
+    print_topic: bool = False
+
+
+# fmt: off
+FLAGS: tuple[Flag, ...] = (
+    flag("topic", flags.string, "NSQ topic to print"),
+    flag("channel", flags.string, "NSQ channel", default_text="tail<random>#ephemeral"),
+    flag("nsqd-tcp-address", flags.address, "nsqd TCP address"),
+    flag("max-in-flight", flags.natural, "max number of messages to allow in flight"),
+    flag("n", flags.natural, "total messages to show (will wait if starved)", short="n"),
+    flag("print-topic", flags.boolean, "print topic name where message was received", bare=True),
+)
+# fmt: on
+
+
+def run(options: TailOptions) -> int:
+    if not options.topic:
+        print("pnsq tail: --topic is required", file=sys.stderr)
+        return 1
+    try:
+        tail(
+            options.topic,
+            options.nsqd_tcp_address,
+            sys.stdout.buffer,
+            channel=options.channel or None,
+            max_in_flight=options.max_in_flight,
+            count=options.n,
+            print_topic=options.print_topic,
+        )
+    except KeyboardInterrupt:
+        pass
+    except (OSError, wire.ProtocolError, ValueError) as err:
+        print(f"pnsq tail: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def random_channel() -> str:

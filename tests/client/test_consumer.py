@@ -334,3 +334,34 @@ async def test_consumer_merges_the_producers_of_two_lookupds(
         await wait_until(lambda: len(got) == 2)
         assert {c.address for c in consumer.connections} == {n.tcp_address for n in nsqds}
     assert sorted(got) == sorted(tcp(n).encode() for n in nsqds)
+
+
+async def test_disable_auto_response_leaves_the_message_in_flight_until_the_handler_finishes_it(
+    make_nsqd: MakeNSQD,
+) -> None:
+    nsqd = await make_nsqd()
+    async with Producer(tcp(nsqd)) as p:
+        await p.multi_publish("orders", [b"a", b"b", b"c"])
+    held: list[Message] = []
+
+    async def hold(message: Message) -> None:
+        message.disable_auto_response()
+        held.append(message)
+        if message.body == b"c":
+            raise RuntimeError("a failing handler does not REQ a message it took over either")
+
+    consumer = Consumer("orders", "billing", hold, nsqd_tcp_addresses=[tcp(nsqd)], max_in_flight=10)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consumer.run)
+        await wait_until(lambda: len(held) == 3)
+        await wait_until(lambda: billing_depth_and_in_flight(nsqd) == (0, 3))
+        assert consumer.stats().finished == consumer.stats().requeued == 0
+        held[0].finish()
+        held[1].finish()
+        held[2].requeue(0, backoff=False)
+        await wait_until(lambda: len(held) == 4)  # the requeued one comes back
+        assert held[3].body == b"c"
+        assert held[3].attempts == 2
+        held[3].finish()
+        await wait_until(lambda: billing_depth_and_in_flight(nsqd) == (0, 0))
+        await consumer.close()

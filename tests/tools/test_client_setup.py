@@ -1,0 +1,102 @@
+"""go-nsq's option names on the tools' --consumer-opt / --producer-opt, and the shared flags."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from pnsq.tools.client_setup import (
+    connection_config,
+    consumer_arguments,
+    parse_go_nsq_options,
+)
+from pnsq.tools.status import Rate, StatusLine
+
+
+def test_go_nsq_names_map_onto_the_consumer_and_its_connection() -> None:
+    kwargs, settings = parse_go_nsq_options(
+        [
+            "max_attempts,10",  # go-nsq's own spelling
+            "max_requeue_delay=2m",  # key=value works too
+            "heartbeat_interval,5s",
+            "dial_timeout,250ms",
+            "user_agent,mine/1.0",
+            "auth_secret,s3cret",
+            "read_timeout,30s",  # accepted, as NSQ scripts pass it
+        ]
+    )
+    assert kwargs == {"max_attempts": 10, "max_requeue_delay": 120.0}
+    assert settings == {
+        "heartbeat_interval": 5.0,
+        "connect_timeout": 0.25,
+        "user_agent": "mine/1.0",
+        "auth_secret": b"s3cret",
+    }
+    config = connection_config("tail", settings)
+    assert (config.heartbeat_interval, config.user_agent) == (5.0, "mine/1.0")
+    assert connection_config("tail", {}).user_agent.startswith("pnsq_tail/")
+
+
+@pytest.mark.parametrize(
+    ("options", "consumer", "error"),
+    [
+        (["max_attempts,ten"], True, "go-nsq option max_attempts: expected an integer"),
+        (["heartbeat_interval,5"], True, "missing unit in duration"),
+        (["no_such_thing,1"], True, "unknown go-nsq option 'no_such_thing'"),
+        (["snappy"], True, "not supported by pnsq's client yet"),
+        (["max_in_flight,5"], False, "for consumers, not producers"),
+    ],
+)
+def test_bad_go_nsq_options_are_refused_with_the_reason(
+    options: list[str], consumer: bool, error: str
+) -> None:
+    with pytest.raises(ValueError, match=error):
+        parse_go_nsq_options(options, consumer=consumer)
+
+
+def test_consumer_arguments_need_one_kind_of_address() -> None:
+    common = {"max_in_flight": 5, "consumer_opts": ()}
+    with pytest.raises(ValueError, match="required"):
+        consumer_arguments("tail", nsqd_tcp_addresses=(), lookupd_http_addresses=(), **common)
+    with pytest.raises(ValueError, match="not both"):
+        consumer_arguments(
+            "tail", nsqd_tcp_addresses=["a:1"], lookupd_http_addresses=["b:2"], **common
+        )
+    kwargs = consumer_arguments(
+        "tail",
+        nsqd_tcp_addresses=["a:1"],
+        lookupd_http_addresses=(),
+        max_in_flight=5,
+        consumer_opts=["max_in_flight,7"],  # an explicit go-nsq setting wins, as in NSQ's tools
+    )
+    assert kwargs["max_in_flight"] == 7
+    assert kwargs["nsqd_tcp_addresses"] == ["a:1"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("out", "expected"),
+    [
+        (_Terminal(), "\r1 msgs 1/s\r3 msgs 2/s\n"),  # one line rewritten, ended at the end
+        (io.StringIO(), "1 msgs 1/s\n3 msgs 2/s\n"),  # a log keeps every line
+    ],
+)
+def test_status_line_rewrites_one_line_on_a_terminal_and_appends_in_a_log(
+    out: io.StringIO, expected: str
+) -> None:
+    now = [0.0]
+    rate = Rate(clock=lambda: now[0])
+    count = [0]
+    line = StatusLine(
+        lambda _: f"{count[0]} msgs {rate.update(count[0]):.0f}/s", out=out, clock=lambda: now[0]
+    )
+    now[0], count[0] = 1.0, 1
+    line.print()
+    now[0], count[0] = 2.0, 3
+    line.final()
+    assert out.getvalue() == expected
