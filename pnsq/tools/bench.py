@@ -1,0 +1,311 @@
+"""``pnsq bench pub`` / ``pnsq bench sub``: NSQ's bench_writer and bench_reader on pnsq's client.
+
+Same flags, same defaults, and the same result line on stderr, prefix and all::
+
+    [bench_writer] 2026/12/06 05:00:10 duration: 10.00123s - 38.147mb/s - 200000.000ops/s - 5.000us/op
+
+so one tool measures a pnsq nsqd and a Go nsqd alike, and NSQ's bench.py parses the output.
+``pub`` runs ``--connections`` Producers, each looping MPUBs of ``--batch-size`` messages of
+``--size`` bytes (one MPUB in flight per connection, as bench_writer). ``sub`` runs
+``--connections`` Consumers, each with its own connection and RDY ``--rdy``, FINning every
+message; they all connect first (RDY 0) and get their RDY when the clock starts. Go's tools
+use GOMAXPROCS connections; ``--connections`` says how many here.
+
+Where the Go tools count a message they read (its FIN may still sit unflushed when the
+connection is cut), ``sub`` ends with a clean close (CLS, then the FINs of what arrived), so its
+count is exactly the FINs nsqd saw; the duration covers that close. A first Ctrl-C ends the run
+early and still prints the figures.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TextIO
+
+import anyio
+
+from .. import wire
+from .._internal import flags
+from .._internal.duration import format_duration, format_duration_ns
+from .._internal.flags import Flag, flag
+from ..client import Consumer, Message, NSQError, Producer
+from .client_setup import connection_config
+from .runner import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run_tool
+from .status import Rate, StatusLine
+
+DEADLINE_FORMAT = "%Y-%m-%d %H:%M:%S"  # Go's "2006-01-02 15:04:05", read as UTC
+CONNECT_TIMEOUT = 5.0
+
+
+def deadline(value: object) -> str:
+    text = flags.string(value)
+    if text:
+        try:
+            datetime.strptime(text, DEADLINE_FORMAT)
+        except ValueError:
+            raise ValueError(f'expected "YYYY-MM-DD HH:MM:SS" (UTC), got {text!r}') from None
+    return text
+
+
+@dataclass(frozen=True)
+class BenchPubOptions:
+    runfor: float = 10.0
+    nsqd_tcp_address: str = "127.0.0.1:4150"
+    topic: str = "sub_bench"
+    size: int = 200
+    batch_size: int = 200
+    deadline: str = ""
+    connections: int = 2
+
+
+@dataclass(frozen=True)
+class BenchSubOptions:
+    runfor: float = 10.0
+    nsqd_tcp_address: str = "127.0.0.1:4150"
+    size: int = 200
+    topic: str = "sub_bench"
+    channel: str = "ch"
+    deadline: str = ""
+    rdy: int = 2500
+    connections: int = 2
+
+
+# fmt: off
+_COMMON: tuple[Flag, ...] = (
+    flag("runfor", flags.positive_duration, "duration of time to run"),
+    flag("nsqd-tcp-address", flags.address, "<addr>:<port> to connect to nsqd"),
+    flag("topic", flags.string, "topic to receive messages on"),
+    flag("deadline", deadline, 'deadline to start the benchmark run ("YYYY-MM-DD HH:MM:SS", UTC)'),
+    flag("connections", flags.at_least(1), "connections to nsqd (Go's tools: GOMAXPROCS)"),
+)
+PUB_FLAGS: tuple[Flag, ...] = (
+    *_COMMON,
+    flag("size", flags.at_least(1), "size of messages"),
+    flag("batch-size", flags.at_least(1), "batch size of messages"),
+)
+SUB_FLAGS: tuple[Flag, ...] = (
+    *_COMMON,
+    flag("size", flags.natural, "size of messages (for the mb/s figure)"),
+    flag("channel", flags.string, "channel to receive messages on"),
+    flag("rdy", flags.at_least(1), "RDY count to use (per connection)"),
+)
+# fmt: on
+
+
+def check_pub(options: BenchPubOptions) -> BenchPubOptions:
+    if not wire.is_valid_topic_name(options.topic):
+        raise ValueError(f"invalid topic name {options.topic!r}")
+    return options
+
+
+def check_sub(options: BenchSubOptions) -> BenchSubOptions:
+    if not wire.is_valid_topic_name(options.topic):
+        raise ValueError(f"invalid topic name {options.topic!r}")
+    if not wire.is_valid_channel_name(options.channel):
+        raise ValueError(f"invalid channel name {options.channel!r}")
+    return options
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    count: int  # messages published (acknowledged) or consumed (FINned)
+    duration_ns: int
+
+
+def _go_float(value: float) -> str:
+    """Go's ``%.03f``, including its spelling of infinities and NaN (a run of no messages)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return f"{value:.3f}"
+
+
+def _divide(a: float, b: float) -> float:
+    """Go's float division: x/0 is ±Inf, 0/0 is NaN."""
+    if b:
+        return a / b
+    return math.nan if a == 0 else math.copysign(math.inf, a)
+
+
+def result_text(result: BenchResult, size: int) -> str:
+    """NSQ's ``duration: %s - %.03fmb/s - %.03fops/s - %.03fus/op`` for ``result``."""
+    whole, nanos = divmod(result.duration_ns, 1_000_000_000)
+    seconds = whole + nanos / 1e9  # as Go's Duration.Seconds()
+    mb = _divide(result.count * size, seconds) / 1024 / 1024
+    ops = _divide(result.count, seconds)
+    us_per_op = _divide(result.duration_ns // 1000, result.count)
+    return (
+        f"duration: {format_duration_ns(result.duration_ns)} - {_go_float(mb)}mb/s - "
+        f"{_go_float(ops)}ops/s - {_go_float(us_per_op)}us/op"
+    )
+
+
+def log_line(program: str, text: str, now: datetime | None = None) -> str:
+    """A line as Go's ``log`` prints it after ``log.SetPrefix("[program] ")``."""
+    return f"[{program}] {(now or datetime.now()):%Y/%m/%d %H:%M:%S} {text}\n"
+
+
+async def wait_for_deadline(text: str, program: str, err: TextIO, stop: anyio.Event) -> bool:
+    """Sleep until the ``--deadline`` (if any); False if stopped first."""
+    if text:
+        target = datetime.strptime(text, DEADLINE_FORMAT).replace(tzinfo=UTC)
+        delay = (target - datetime.now(UTC)).total_seconds()
+        until = f"{target:%Y-%m-%d %H:%M:%S} +0000 UTC ({format_duration(delay)})"
+        err.write(log_line(program, f"sleeping until {until}"))
+        err.flush()
+        with anyio.move_on_after(max(0.0, delay)):
+            await stop.wait()
+    return not stop.is_set()
+
+
+# -- the runs ----------------------------------------------------------------------------------
+
+
+async def bench_pub(options: BenchPubOptions, stop: anyio.Event, err: TextIO) -> BenchResult:
+    """MPUB from ``--connections`` producers until ``--runfor`` has passed (or ``stop``)."""
+    batch = [bytes(options.size)] * options.batch_size
+    config = connection_config("bench_pub", {})
+    counts = [0] * options.connections
+    async with AsyncExitStack() as stack:
+        producers = [
+            await stack.enter_async_context(Producer(options.nsqd_tcp_address, config=config))
+            for _ in range(options.connections)
+        ]
+        start = time.perf_counter_ns()
+        end = start + round(options.runfor * 1e9)
+
+        async def publish(index: int) -> None:
+            producer = producers[index]
+            while True:
+                await producer.multi_publish(options.topic, batch)
+                counts[index] += len(batch)
+                if time.perf_counter_ns() > end or stop.is_set():
+                    return
+
+        await _together(options.connections, publish, lambda: sum(counts), err)
+        return BenchResult(sum(counts), time.perf_counter_ns() - start)
+
+
+async def bench_sub(options: BenchSubOptions, stop: anyio.Event, err: TextIO) -> BenchResult:
+    """Consume and FIN on ``--connections`` connections for ``--runfor`` (or until ``stop``)."""
+    config = connection_config("bench_sub", {})
+    async with AsyncExitStack() as stack:
+        consumers = [
+            await stack.enter_async_context(
+                Consumer(
+                    options.topic,
+                    options.channel,
+                    _discard,
+                    nsqd_tcp_addresses=[options.nsqd_tcp_address],
+                    max_in_flight=0,  # until every connection is up
+                    max_attempts=0,
+                    concurrency=1,  # the handler never waits: one worker keeps up
+                    config=config,
+                )
+            )
+            for _ in range(options.connections)
+        ]
+        await _connected(consumers, options.nsqd_tcp_address)
+        start = time.perf_counter_ns()
+        for consumer in consumers:
+            consumer.set_max_in_flight(options.rdy)
+
+        def finished() -> int:
+            return sum(consumer.stats().finished for consumer in consumers)
+
+        async def consume(index: int) -> None:
+            with anyio.move_on_after(options.runfor):
+                await stop.wait()
+            await consumers[index].close()
+
+        await _together(options.connections, consume, finished, err)
+        return BenchResult(finished(), time.perf_counter_ns() - start)
+
+
+async def _discard(message: Message) -> None:
+    """Return at once: the consumer FINs the message."""
+
+
+async def _connected(consumers: list[Consumer], address: str) -> None:
+    with anyio.move_on_after(CONNECT_TIMEOUT):
+        while not all(consumer.connections for consumer in consumers):  # noqa: ASYNC110
+            await anyio.sleep(0.01)  # the consumer announces no connection; bounded above
+        return
+    raise NSQError(f"could not subscribe at nsqd {address} within {CONNECT_TIMEOUT:g}s")
+
+
+async def _together(
+    workers: int, work: Callable[[int], Awaitable[None]], count: Callable[[], int], err: TextIO
+) -> None:
+    """Run ``work(i)`` for every worker; the first error stops all and is raised alone (not as
+    an exception group, so the runner prints it as one line). A terminal sees live figures."""
+    errors: list[BaseException] = []
+    rate = Rate()
+    status = StatusLine(lambda s: f"{count():,} msgs, {rate.update(count()):,.0f}/s", out=err)
+    async with anyio.create_task_group() as tg:
+
+        async def guarded(index: int) -> None:
+            try:
+                await work(index)
+            except (NSQError, OSError) as exc:
+                errors.append(exc)
+                tg.cancel_scope.cancel()
+
+        if status.tty:
+            tg.start_soon(status.run)
+        async with anyio.create_task_group() as inner:
+            for index in range(workers):
+                inner.start_soon(guarded, index)
+        tg.cancel_scope.cancel()
+    if status.tty:
+        err.write("\r" + " " * 60 + "\r")
+    if errors:
+        raise errors[0]
+
+
+# -- the commands ------------------------------------------------------------------------------
+
+Bench = Callable[..., Awaitable[BenchResult]]
+
+
+def _run(name: str, program: str, bench: Bench, options: BenchPubOptions | BenchSubOptions) -> int:
+    err = sys.stderr
+
+    async def main(stop: anyio.Event) -> int:
+        if not await wait_for_deadline(options.deadline, program, err, stop):
+            return EXIT_INTERRUPTED
+        try:
+            result = await bench(options, stop, err)
+        except Exception as exc:
+            cause = _innermost(exc)
+            if not isinstance(cause, NSQError | OSError | ValueError):
+                raise
+            err.write(f"pnsq {name}: {cause}\n")  # run_tool would see a group, not the cause
+            return EXIT_FAILED
+        err.write(log_line(program, result_text(result, options.size)))
+        err.flush()
+        return EXIT_OK
+
+    return run_tool(name, main)
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The error inside trio's exception groups (each task group wraps what crosses it)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def run_pub(options: BenchPubOptions) -> int:
+    return _run("bench pub", "bench_writer", bench_pub, options)
+
+
+def run_sub(options: BenchSubOptions) -> int:
+    return _run("bench sub", "bench_reader", bench_sub, options)
