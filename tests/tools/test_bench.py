@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +16,7 @@ import pytest
 from threaded_nsqd import ThreadedNSQD
 
 from pnsq._internal.duration import parse_duration
+from pnsq.nsqd.nsqd import NSQD
 from pnsq.tools.bench import BenchResult, deadline, log_line, result_text
 
 # bench_writer's and bench_reader's log.Printf("duration: %s - %.03fmb/s - %.03fops/s - %.03fus/op")
@@ -115,6 +119,58 @@ def test_a_past_deadline_starts_at_once_and_says_so() -> None:
     assert "[bench_writer] " in done.stderr
     assert "sleeping until 2001-02-03 04:05:06 +0000 UTC (-" in done.stderr
     assert measured(done.stderr, "bench_writer") > 0
+
+
+def start_bench(*args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "pnsq", "bench", *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(predicate: Callable[[], object], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def published(nsqd: NSQD) -> int:
+    topic = nsqd.topics.get("sub_bench")
+    return 0 if topic is None else topic.message_count
+
+
+def test_ctrl_c_ends_the_run_early_and_still_prints_the_figures() -> None:
+    nsqd = ThreadedNSQD().start()
+    try:
+        bench = start_bench("pub", f"--nsqd-tcp-address={nsqd.address}", "--runfor=60s")
+        try:
+            wait_until(lambda: nsqd.inspect(published))
+            bench.send_signal(signal.SIGINT)
+            _, stderr = bench.communicate(timeout=30)
+        finally:
+            bench.kill()
+            bench.wait(10)
+        count = nsqd.inspect(published)
+    finally:
+        nsqd.stop()
+    assert bench.returncode == 0, stderr
+    assert measured(stderr, "bench_writer") == count
+    match = RESULT.search(stderr)
+    assert match is not None
+    assert parse_duration(match["duration"]) < 30
+
+
+def test_ctrl_c_before_the_deadline_runs_nothing_and_exits_130() -> None:
+    bench = start_bench("sub", "--deadline=2999-01-01 00:00:00")
+    try:
+        assert bench.stderr is not None
+        assert "sleeping until 2999-01-01 00:00:00 +0000 UTC" in bench.stderr.readline()
+        bench.send_signal(signal.SIGINT)
+        _, stderr = bench.communicate(timeout=30)
+    finally:
+        bench.kill()
+        bench.wait(10)
+    assert bench.returncode == 130
+    assert "duration:" not in stderr
 
 
 @pytest.mark.parametrize(
