@@ -25,7 +25,6 @@ import anyio
 
 from .._internal import flags
 from .._internal.flags import Flag, flag
-from .._internal.netaddr import split_host_port
 from .client_setup import CHANNEL, LOOKUPD_HTTP_ADDRESSES, TOPIC
 from .runner import EXIT_FAILED, EXIT_OK, run_tool
 
@@ -196,10 +195,10 @@ async def stat_loop(
 
     ``poll`` returns the summed figures, or None after saying on stderr why there are none.
     """
-    stop = stop or anyio.Event()
+    stop = anyio.Event() if stop is None else stop
     previous: tuple[float, ChannelTotals] | None = None
     failed = False
-    start = anyio.current_time()
+    due = anyio.current_time()
     for i in range(options.count + 1 if options.count else sys.maxsize):
         totals, now = await poll(), anyio.current_time()
         if i % HEADER_EVERY == 0:
@@ -213,7 +212,10 @@ async def stat_loop(
         out.flush()
         if i == options.count and options.count:
             break
-        with anyio.move_on_after(start + (i + 1) * options.interval - anyio.current_time()):
+        # a fixed period; a poll that overran it (a slow node) is followed by a whole interval
+        now = anyio.current_time()
+        due = due + options.interval if due + options.interval > now else now + options.interval
+        with anyio.move_on_after(due - now):
             await stop.wait()
         if stop.is_set():
             break
@@ -227,6 +229,4 @@ def run(options: StatOptions) -> int:
         async with StatsClient(options, sys.stderr) as client:
             return await stat_loop(client.poll, options, sys.stdout, stop)
 
-    for address in (*options.nsqd_http_addresses, *options.lookupd_http_addresses):
-        split_host_port(address)
     return run_tool("stat", main)

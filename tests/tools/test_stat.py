@@ -8,6 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import pytest
 import trio
 from lookup_helpers import MakeLookupd, until
@@ -140,6 +141,67 @@ def test_lookupd_answers_name_the_nodes_http_addresses(
 def test_a_lookupd_answer_without_producers_is_refused() -> None:
     with pytest.raises(ValueError, match="not a lookupd /lookup answer"):
         lookup_nodes({"producers": [{"broadcast_address": "h"}]})
+
+
+# -- the loop, under a mock clock -------------------------------------------------------------------
+
+
+def scripted(figures: list[int | None], log: list[float]) -> Callable[[], Awaitable[Any]]:
+    """A poll answering ``figures`` (message counts; None: no node answered) in turn."""
+    answers = iter(figures)
+
+    async def poll() -> ChannelTotals | None:
+        log.append(trio.current_time())
+        await trio.sleep(0.25)  # the nodes take their time answering
+        messages = next(answers)
+        return None if messages is None else ChannelTotals(messages=messages)
+
+    return poll
+
+
+async def test_rows_come_every_interval_with_rates_over_the_measured_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    polled: list[float] = []
+    out = io.StringIO()
+    options = StatOptions(interval=2.0, count=3)
+    code = await stat_loop(scripted([0, 100, 300, 301], polled), options, out)
+    assert code == 0
+    assert [t - polled[0] for t in polled] == [0.0, 2.0, 4.0, 6.0]  # a fixed period
+    ingress = [line.split()[0] for line in out.getvalue().splitlines()[2:]]
+    assert ingress == ["50", "100", "0"]
+
+
+async def test_a_poll_without_figures_costs_its_row_and_the_next_and_exit_code_1(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    out = io.StringIO()
+    options = StatOptions(interval=1.0, count=5)
+    code = await stat_loop(scripted([0, 10, None, 20, 30, 40], []), options, out)
+    assert code == 1
+    ingress = [line.split()[0] for line in out.getvalue().splitlines()[2:]]
+    assert ingress == ["10", "10", "10"]  # 0->10, (no figures), (no baseline), 20->30, 30->40
+
+
+async def test_the_header_repeats_every_25_polls_as_nsq_stat(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    out = io.StringIO()
+    code = await stat_loop(scripted([0] * 31, []), StatOptions(count=30), out)
+    assert code == 0
+    lines = out.getvalue().splitlines(keepends=True)
+    assert len(lines) == 2 + 24 + 2 + 6
+    assert "".join(lines[26:28]) == HEADER
+
+
+async def test_stop_ends_the_loop_with_exit_code_0(autojump_clock: trio.testing.MockClock) -> None:
+    stop = anyio.Event()
+    out = io.StringIO()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stat_loop, scripted([0] * 100, []), StatOptions(interval=1.0), out, stop)
+        await trio.sleep(10.5)
+        stop.set()
+    assert len(out.getvalue().splitlines()) == 2 + 10
 
 
 # -- against real nsqds --------------------------------------------------------------------------
