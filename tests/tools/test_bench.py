@@ -17,7 +17,7 @@ from threaded_nsqd import ThreadedNSQD
 
 from pnsq._internal.duration import parse_duration
 from pnsq.nsqd.nsqd import NSQD
-from pnsq.tools.bench import BenchResult, deadline, log_line, result_text
+from pnsq.tools.bench_result import BenchResult, deadline, log_line, result_text
 
 # bench_writer's and bench_reader's log.Printf("duration: %s - %.03fmb/s - %.03fops/s - %.03fus/op")
 # after log.SetPrefix("[bench_writer] ") with Go's standard date and time
