@@ -34,7 +34,7 @@ from .._internal.flags import Flag, flag
 from ..client import Consumer, Message, NSQError, Producer
 from .bench_result import BenchResult, deadline, log_line, result_text, wait_for_deadline
 from .client_setup import connection_config
-from .runner import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run_tool
+from .runner import EXIT_INTERRUPTED, EXIT_OK, run_tool
 from .status import Rate, StatusLine
 
 CONNECT_TIMEOUT = 5.0
@@ -179,7 +179,7 @@ async def _together(
     workers: int, work: Callable[[int], Awaitable[None]], count: Callable[[], int], err: TextIO
 ) -> None:
     """Run ``work(i)`` for every worker; the first error stops all and is raised alone (not as
-    an exception group, so the runner prints it as one line). A terminal sees live figures."""
+    a group of one error per connection, so the runner prints it as one line). A terminal sees live figures."""
     errors: list[BaseException] = []
     rate = Rate()
     status = StatusLine(lambda s: f"{count():,} msgs, {rate.update(count()):,.0f}/s", out=err)
@@ -215,26 +215,12 @@ def _run(name: str, program: str, bench: Bench, options: BenchPubOptions | Bench
     async def main(stop: anyio.Event) -> int:
         if not await wait_for_deadline(options.deadline, program, err, stop):
             return EXIT_INTERRUPTED
-        try:
-            result = await bench(options, stop, err)
-        except Exception as exc:
-            cause = _innermost(exc)
-            if not isinstance(cause, NSQError | OSError | ValueError):
-                raise
-            err.write(f"pnsq {name}: {cause}\n")  # run_tool would see a group, not the cause
-            return EXIT_FAILED
+        result = await bench(options, stop, err)
         err.write(log_line(program, result_text(result, options.size)))
         err.flush()
         return EXIT_OK
 
     return run_tool(name, main)
-
-
-def _innermost(exc: BaseException) -> BaseException:
-    """The error inside trio's exception groups (each task group wraps what crosses it)."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
 
 
 def run_pub(options: BenchPubOptions) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -227,6 +228,10 @@ def run(options: StatOptions) -> int:
 
     async def main(stop: anyio.Event) -> int:
         async with StatsClient(options, sys.stderr) as client:
-            return await stat_loop(client.poll, options, sys.stdout, stop)
+            try:
+                return await stat_loop(client.poll, options, sys.stdout, stop)
+            except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return EXIT_OK
 
     return run_tool("stat", main)

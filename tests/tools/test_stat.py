@@ -306,6 +306,28 @@ def test_the_command_prints_count_rows_and_exits_0() -> None:
     assert done.stdout == HEADER + zero * 3
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    nsqd = ThreadedNSQD(http_address="127.0.0.1:0").start()
+    try:
+        address = nsqd.inspect(http)
+        nsqd.inspect(lambda d: d.get_topic("t").get_channel("c", d.now()))
+        command = [sys.executable, "-m", "pnsq", "stat", "--topic=t", "--channel=c",
+                   f"--nsqd-http-address={address}", "--interval=20ms"]  # fmt: skip
+        stat = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert stat.stdout is not None
+            assert stat.stdout.readline().startswith(b"------rate------")  # like `| head -1`
+            stat.stdout.close()
+            _, stderr = stat.communicate(timeout=30)
+        finally:
+            stat.kill()
+            stat.wait(10)
+    finally:
+        nsqd.stop()
+    assert stat.returncode == 0
+    assert stderr == b""
+
+
 @pytest.mark.parametrize(
     ("args", "error"),
     [
