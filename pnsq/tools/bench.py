@@ -102,8 +102,16 @@ def check_sub(options: BenchSubOptions) -> BenchSubOptions:
 # -- the runs ----------------------------------------------------------------------------------
 
 
-async def bench_pub(options: BenchPubOptions, stop: anyio.Event, err: TextIO) -> BenchResult:
-    """MPUB from ``--connections`` producers until ``--runfor`` has passed (or ``stop``)."""
+Ready = Callable[[], Awaitable[bool]]  # waits for the --deadline; False: stopped meanwhile
+
+
+async def bench_pub(
+    options: BenchPubOptions, ready: Ready, stop: anyio.Event, err: TextIO
+) -> BenchResult | None:
+    """MPUB from ``--connections`` producers until ``--runfor`` has passed (or ``stop``).
+
+    The producers connect on their first MPUB, inside the timed run (a millisecond or so).
+    """
     batch = [bytes(options.size)] * options.batch_size
     config = connection_config("bench_pub", {})
     counts = [0] * options.connections
@@ -112,6 +120,8 @@ async def bench_pub(options: BenchPubOptions, stop: anyio.Event, err: TextIO) ->
             await stack.enter_async_context(Producer(options.nsqd_tcp_address, config=config))
             for _ in range(options.connections)
         ]
+        if not await ready():
+            return None
         start = time.perf_counter_ns()
         end = start + round(options.runfor * 1e9)
 
@@ -127,8 +137,11 @@ async def bench_pub(options: BenchPubOptions, stop: anyio.Event, err: TextIO) ->
         return BenchResult(sum(counts), time.perf_counter_ns() - start)
 
 
-async def bench_sub(options: BenchSubOptions, stop: anyio.Event, err: TextIO) -> BenchResult:
-    """Consume and FIN on ``--connections`` connections for ``--runfor`` (or until ``stop``)."""
+async def bench_sub(
+    options: BenchSubOptions, ready: Ready, stop: anyio.Event, err: TextIO
+) -> BenchResult | None:
+    """Consume and FIN on ``--connections`` connections for ``--runfor`` (or until ``stop``);
+    the connections are up (RDY 0) before the ``--deadline``, as bench_reader's."""
     config = connection_config("bench_sub", {})
     async with AsyncExitStack() as stack:
         consumers = [
@@ -147,6 +160,8 @@ async def bench_sub(options: BenchSubOptions, stop: anyio.Event, err: TextIO) ->
             for _ in range(options.connections)
         ]
         await _connected(consumers, options.nsqd_tcp_address)
+        if not await ready():
+            return None
         start = time.perf_counter_ns()
         for consumer in consumers:
             consumer.set_max_in_flight(options.rdy)
@@ -178,8 +193,9 @@ async def _connected(consumers: list[Consumer], address: str) -> None:
 async def _together(
     workers: int, work: Callable[[int], Awaitable[None]], count: Callable[[], int], err: TextIO
 ) -> None:
-    """Run ``work(i)`` for every worker; the first error stops all and is raised alone (not as
-    a group of one error per connection, so the runner prints it as one line). A terminal sees live figures."""
+    """Run ``work(i)`` for every worker; the first error stops all and is raised alone (not
+    as a group of one error per connection: the runner prints it as one line). A terminal
+    sees live figures meanwhile."""
     errors: list[BaseException] = []
     rate = Rate()
     status = StatusLine(lambda s: f"{count():,} msgs, {rate.update(count()):,.0f}/s", out=err)
@@ -206,16 +222,19 @@ async def _together(
 
 # -- the commands ------------------------------------------------------------------------------
 
-Bench = Callable[..., Awaitable[BenchResult]]
+Bench = Callable[..., Awaitable[BenchResult | None]]
 
 
 def _run(name: str, program: str, bench: Bench, options: BenchPubOptions | BenchSubOptions) -> int:
     err = sys.stderr
 
     async def main(stop: anyio.Event) -> int:
-        if not await wait_for_deadline(options.deadline, program, err, stop):
+        async def ready() -> bool:
+            return await wait_for_deadline(options.deadline, program, err, stop)
+
+        result = await bench(options, ready, stop, err)
+        if result is None:
             return EXIT_INTERRUPTED
-        result = await bench(options, stop, err)
         err.write(log_line(program, result_text(result, options.size)))
         err.flush()
         return EXIT_OK

@@ -159,16 +159,23 @@ def test_ctrl_c_ends_the_run_early_and_still_prints_the_figures() -> None:
     assert parse_duration(match["duration"]) < 30
 
 
-def test_ctrl_c_before_the_deadline_runs_nothing_and_exits_130() -> None:
-    bench = start_bench("sub", "--deadline=2999-01-01 00:00:00")
+def test_sub_connects_before_the_deadline_and_ctrl_c_meanwhile_exits_130() -> None:
+    nsqd = ThreadedNSQD().start()
     try:
-        assert bench.stderr is not None
-        assert "sleeping until 2999-01-01 00:00:00 +0000 UTC" in bench.stderr.readline()
-        bench.send_signal(signal.SIGINT)
-        _, stderr = bench.communicate(timeout=30)
+        bench = start_bench("sub", f"--nsqd-tcp-address={nsqd.address}", "--connections=3",
+                            "--deadline=2999-01-01 00:00:00")  # fmt: skip
+        try:
+            assert bench.stderr is not None
+            assert "sleeping until 2999-01-01 00:00:00 +0000 UTC" in bench.stderr.readline()
+            clients = nsqd.inspect(lambda d: len(d.topics["sub_bench"].channels["ch"].clients))
+            assert clients == 3  # subscribed, waiting with RDY 0, as bench_reader
+            bench.send_signal(signal.SIGINT)
+            _, stderr = bench.communicate(timeout=30)
+        finally:
+            bench.kill()
+            bench.wait(10)
     finally:
-        bench.kill()
-        bench.wait(10)
+        nsqd.stop()
     assert bench.returncode == 130
     assert "duration:" not in stderr
 
