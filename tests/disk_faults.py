@@ -1,4 +1,4 @@
-"""A disk that fails: replaces the disk queue's segment writes (``diskqueue._os_write``)."""
+"""A disk that fails: replaces the disk queue's segment writes (``disk_files._os_write``)."""
 
 from __future__ import annotations
 

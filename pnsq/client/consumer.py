@@ -216,7 +216,7 @@ class Consumer:
     @staticmethod
     async def _close_wait(conn: Connection) -> None:
         try:
-            await conn.request(wire.encode_cls())
+            await conn.close_wait()
         except NSQError:
             pass  # the connection is gone: nothing more can arrive on it
 

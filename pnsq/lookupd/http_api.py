@@ -4,12 +4,15 @@ Lists come out sorted (NSQ's come in Go's map order, which no client may rely on
 lists as ``[]``, as NSQ's lookupd writes them. /lookup answers 404 ``TOPIC_NOT_FOUND`` only for
 a topic name never seen (B.9) and hides producers that are inactive or tombstoned for the
 topic; /nodes hides only inactive ones, and says per topic whether the node is tombstoned.
+
+The handlers see the daemon only as ``Registry`` (its registrations, options and clock), so
+this module sits below ``lookupd``, which serves it.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -25,12 +28,24 @@ from .._internal.http_server import (
     json_response,
 )
 from ..wire.names import is_valid_name
-from .registration_db import PEER_FIELDS, Peer
+from .options import LookupdOptions
+from .registration_db import PEER_FIELDS, Peer, RegistrationDB
+
+
+class Registry(Protocol):
+    """What the HTTP handlers need of the daemon (``Lookupd``)."""
+
+    @property
+    def db(self) -> RegistrationDB: ...
+
+    @property
+    def options(self) -> LookupdOptions: ...
+
+    def now(self) -> float: ...
+
 
 if TYPE_CHECKING:
-    from .lookupd import Lookupd
-
-    Route = http_server.Route[Lookupd]
+    Route = http_server.Route[Registry]
 else:
     Route = http_server.Route
 
@@ -65,15 +80,15 @@ def _topic_channel_params(request: Request) -> tuple[str, str]:
     return topic, channel
 
 
-def _ping(lookupd: Lookupd, request: Request) -> Response:
+def _ping(lookupd: Registry, request: Request) -> Response:
     return OK
 
 
-def _info(lookupd: Lookupd, request: Request) -> Response:
+def _info(lookupd: Registry, request: Request) -> Response:
     return json_response({"version": NSQ_VERSION})
 
 
-def _lookup(lookupd: Lookupd, request: Request) -> Response:
+def _lookup(lookupd: Registry, request: Request) -> Response:
     topic = _topic_param(request.params())
     db, options = lookupd.db, lookupd.options
     if topic not in db.topics:
@@ -89,16 +104,16 @@ def _lookup(lookupd: Lookupd, request: Request) -> Response:
     )
 
 
-def _topics(lookupd: Lookupd, request: Request) -> Response:
+def _topics(lookupd: Registry, request: Request) -> Response:
     return json_response({"topics": sorted(lookupd.db.topics)})
 
 
-def _channels(lookupd: Lookupd, request: Request) -> Response:
+def _channels(lookupd: Registry, request: Request) -> Response:
     topic = _topic_param(request.params())
     return json_response({"channels": sorted(lookupd.db.channel_names(topic))})
 
 
-def _nodes(lookupd: Lookupd, request: Request) -> Response:
+def _nodes(lookupd: Registry, request: Request) -> Response:
     options = lookupd.options
     nodes = lookupd.db.nodes(
         lookupd.now(), options.inactive_producer_timeout, options.tombstone_lifetime
@@ -116,7 +131,7 @@ def _nodes(lookupd: Lookupd, request: Request) -> Response:
     return json_response({"producers": producers})
 
 
-def _create_topic(lookupd: Lookupd, request: Request) -> Response:
+def _create_topic(lookupd: Registry, request: Request) -> Response:
     topic = _topic_param(request.params())
     if not is_valid_name(topic):
         raise HTTPError(400, "INVALID_ARG_TOPIC")
@@ -125,14 +140,14 @@ def _create_topic(lookupd: Lookupd, request: Request) -> Response:
     return EMPTY
 
 
-def _delete_topic(lookupd: Lookupd, request: Request) -> Response:
+def _delete_topic(lookupd: Registry, request: Request) -> Response:
     topic = _topic_param(request.params())
     log.info("DB: removing topic(%s)", topic)
     lookupd.db.delete_topic(topic)
     return EMPTY
 
 
-def _tombstone_topic_producer(lookupd: Lookupd, request: Request) -> Response:
+def _tombstone_topic_producer(lookupd: Registry, request: Request) -> Response:
     params = request.params()
     topic = _topic_param(params)
     node = first(params, "node")
@@ -143,14 +158,14 @@ def _tombstone_topic_producer(lookupd: Lookupd, request: Request) -> Response:
     return EMPTY
 
 
-def _create_channel(lookupd: Lookupd, request: Request) -> Response:
+def _create_channel(lookupd: Registry, request: Request) -> Response:
     topic, channel = _topic_channel_params(request)
     log.info("DB: adding channel(%s) in topic(%s)", channel, topic)
     lookupd.db.create_channel(topic, channel)
     return EMPTY
 
 
-def _delete_channel(lookupd: Lookupd, request: Request) -> Response:
+def _delete_channel(lookupd: Registry, request: Request) -> Response:
     topic, channel = _topic_channel_params(request)
     if not lookupd.db.delete_channel(topic, channel):
         raise HTTPError(404, "CHANNEL_NOT_FOUND")
@@ -158,7 +173,7 @@ def _delete_channel(lookupd: Lookupd, request: Request) -> Response:
     return EMPTY
 
 
-def _max_body(lookupd: Lookupd) -> int:
+def _max_body(lookupd: Registry) -> int:
     return MAX_BODY
 
 
@@ -178,6 +193,6 @@ _ROUTES: dict[str, dict[str, Route]] = {
 _ROUTER = http_server.Router(_ROUTES, _max_body, log)
 
 
-async def handle_http_connection(lookupd: Lookupd, stream: trio.SocketStream) -> None:
+async def handle_http_connection(lookupd: Registry, stream: trio.SocketStream) -> None:
     """Serve one HTTP client until it goes away; never raises."""
     await http_server.serve_http_connection(lookupd, _ROUTER, stream)

@@ -27,6 +27,7 @@ from ..wire.lookup import (
     Unregister,
     encode_reply,
 )
+from .http_api import handle_http_connection
 from .options import LookupdOptions
 from .registration_db import Peer, RegistrationDB
 
@@ -53,8 +54,6 @@ class Lookupd:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen on the TCP and HTTP addresses until ``stop()``."""
-        from .http_api import handle_http_connection
-
         tcp = await listen(self.options.tcp_address)
         http = await listen(self.options.http_address)
         self.tcp_address, self.http_address = bound_address(tcp), bound_address(http)

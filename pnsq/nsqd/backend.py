@@ -8,9 +8,13 @@ drops what does not fit in memory, as NSQ's do.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from .message import Message
+
+OnRead = Callable[[list[Message]], None]  # messages read back from the backend, to their owner
+READ_AHEAD = 2000  # a consuming channel asks for more while fewer are read back and ready
 
 
 class BackendQueue(Protocol):
@@ -18,6 +22,9 @@ class BackendQueue(Protocol):
     """Messages read back from the backend, waiting for delivery (counted in ``depth``)."""
 
     corrupt_count: int
+
+    durable: bool
+    """Every message goes through it, acknowledged once fsynced (``--sync-every=1``)."""
 
     def put(self, msg: Message, now: float) -> bool:
         """Store the message; False when it cannot (the caller refuses or drops it)."""
@@ -44,6 +51,7 @@ class BackendQueue(Protocol):
 
 class NoBackend:
     corrupt_count = 0
+    durable = False
 
     def __init__(self) -> None:
         self.ready: deque[Message] = deque()

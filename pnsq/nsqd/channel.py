@@ -5,6 +5,9 @@ under their RDY (round robin) by appending message frames to each client's outpu
 client's writer task sends them in one write. It runs whenever something may have freed room
 or brought messages: a publish, FIN/REQ/RDY (once per socket read, not per command), a timer.
 No task, Event or channel is created per message.
+
+A channel knows the broker around it only as ``ChannelHost`` (the clock, its backend, its
+timer, the metadata file), and its topic only as the callable that deletes it.
 """
 
 from __future__ import annotations
@@ -14,35 +17,64 @@ import math
 import random
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from ..wire.errors import FinFailedError, ReqFailedError, SubFailedError, TouchFailedError
 from ..wire.names import is_ephemeral
-from .backend import BackendQueue, NoBackend
-from .diskqueue import READ_AHEAD
+from .backend import READ_AHEAD, BackendQueue, NoBackend, OnRead
 from .in_flight import DeferredQueue, InFlightQueue
 from .message import Message
 from .quantile import Quantile
 
 if TYPE_CHECKING:
     from .client_v2 import ClientV2
-    from .nsqd import NSQD
+    from .options import Options
+
+
+class ChannelHost(Protocol):
+    """What a channel (and a topic) needs from the broker it lives in (``Broker``)."""
+
+    @property
+    def options(self) -> Options: ...
+
+    def now(self) -> float:
+        """The clock every timer uses."""
+        ...
+
+    def open_backend(
+        self, name: str, on_read: OnRead, wants_read: Callable[[], bool]
+    ) -> BackendQueue:
+        """The durable queue ``name`` (see ``backend.BackendQueue``)."""
+        ...
+
+    def schedule(self, channel: Channel, when: float) -> None:
+        """Call ``channel.process_timers`` at ``when`` or soon after."""
+        ...
+
+    def persist_metadata(self) -> None:
+        """The durable topics and channels, or what is paused, changed."""
+        ...
 
 
 class Channel:
-    def __init__(self, topic_name: str, name: str, nsqd: NSQD) -> None:
+    def __init__(
+        self, topic_name: str, name: str, host: ChannelHost, delete: Callable[[str], None]
+    ) -> None:
+        """``delete(name)`` is how the topic drops an ephemeral channel nobody consumes."""
         self.topic_name = topic_name
         self.name = name
         self.ephemeral = is_ephemeral(name)
-        self._nsqd = nsqd
-        self._mem_size = nsqd.options.mem_queue_size
-        self._durable = nsqd.disk.durable and not self.ephemeral  # every message via disk
+        self._host = host
+        self._delete = delete
+        self._mem_size = host.options.mem_queue_size
         self.memory: deque[Message] = deque()
         self.backend: BackendQueue = (
             NoBackend()
             if self.ephemeral
-            else nsqd.open_backend(f"{topic_name}:{name}", self._disk_read, self._wants_disk)
+            else host.open_backend(f"{topic_name}:{name}", self._disk_read, self._wants_disk)
         )
+        self._durable = self.backend.durable  # every message via disk
         self.in_flight = InFlightQueue()
         self.deferred = DeferredQueue()
         self.clients: dict[int, ClientV2] = {}
@@ -52,13 +84,13 @@ class Channel:
         self.requeue_count = 0
         self.timeout_count = 0
         self.wake_at = math.inf  # the earliest timer asked of nsqd and not yet fired
-        options = nsqd.options
+        options = host.options
         self.e2e: Quantile | None = None
         if options.e2e_processing_latency_percentiles:
             self.e2e = Quantile(
                 options.e2e_processing_latency_window_time,
                 options.e2e_processing_latency_percentiles,
-                nsqd.now(),
+                host.now(),
             )
 
     # -- depth --------------------------------------------------------------------------
@@ -100,7 +132,7 @@ class Channel:
 
     def _disk_read(self, messages: list[Message]) -> None:
         """Messages read back from the disk queue."""
-        now = self._nsqd.now()
+        now = self._host.now()
         ready = self.backend.ready
         for msg in messages:
             if msg.deliver_at > now:
@@ -126,7 +158,7 @@ class Channel:
         msg.client = None
         self.deferred.add(msg, deliver_at)
         if deliver_at < self.wake_at:
-            self._nsqd.schedule(self, deliver_at)
+            self._host.schedule(self, deliver_at)
 
     # -- delivery -----------------------------------------------------------------------
 
@@ -171,7 +203,7 @@ class Channel:
                     break
             ready = [c for c in ready if c.in_flight_count < c.ready_count]
         if now + shortest < self.wake_at:
-            self._nsqd.schedule(self, now + shortest)
+            self._host.schedule(self, now + shortest)
 
     def process_timers(self, now: float) -> None:
         """Requeue what timed out in flight, release what is no longer deferred, dispatch."""
@@ -189,7 +221,7 @@ class Channel:
             if d is not None
         ]
         if deadlines and min(deadlines) < self.wake_at:
-            self._nsqd.schedule(self, min(deadlines))
+            self._host.schedule(self, min(deadlines))
 
     # -- what consumers do with messages ------------------------------------------------------
 
@@ -234,13 +266,13 @@ class Channel:
         msg = self._owned(client, msg_id)
         if isinstance(msg, str):
             raise TouchFailedError(f"TOUCH {msg_id.decode('latin-1')} failed {msg}")
-        max_deadline = msg.delivered_at + self._nsqd.options.max_msg_timeout
+        max_deadline = msg.delivered_at + self._host.options.max_msg_timeout
         self.in_flight.touch(msg, client.msg_timeout, now, max_deadline)
 
     # -- consumers ----------------------------------------------------------------------
 
     def add_client(self, client: ClientV2) -> None:
-        limit = self._nsqd.options.max_channel_consumers
+        limit = self._host.options.max_channel_consumers
         if limit and client.id not in self.clients and len(self.clients) >= limit:
             raise SubFailedError(
                 f"SUB failed consumers for {self.topic_name}:{self.name} exceeds limit of {limit}"
@@ -251,19 +283,17 @@ class Channel:
         if self.clients.pop(client.id, None) is None:
             return
         if self.ephemeral and not self.clients and not self.exiting:
-            topic = self._nsqd.topics.get(self.topic_name)
-            if topic is not None:
-                topic.delete_channel(self.name)
+            self._delete(self.name)
 
     # -- administration ---------------------------------------------------------------------
 
     def pause(self) -> None:
         self.paused = True
-        self._nsqd.persist_metadata()
+        self._host.persist_metadata()
 
     def unpause(self, now: float) -> None:
         self.paused = False
-        self._nsqd.persist_metadata()
+        self._host.persist_metadata()
         self.dispatch(now)
 
     def empty(self) -> None:

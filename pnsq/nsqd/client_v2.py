@@ -2,26 +2,46 @@
 
 Frames are appended to ``out``; the connection's writer task sends whatever has accumulated in
 one write. ``send_message`` is the delivery hot path: one struct pack and two appends.
+A client sits below the channel that delivers to it: it knows its channel only as the
+``Subscription`` below.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
 from ..wire.errors import BadBodyError
-from ..wire.frames import FRAME_TYPE_MESSAGE, MESSAGE_FRAME_HEADER, encode_frame
+from ..wire.frames import (
+    FRAME_TYPE_MESSAGE,
+    MESSAGE_FRAME_EXTRA,
+    MESSAGE_FRAME_HEADER,
+    encode_frame,
+)
 from ..wire.server import ClientState, CommandReader
 
 if TYPE_CHECKING:
-    from .channel import Channel
     from .message import Message
     from .options import Options
 
 DEFAULT_OUTPUT_BUFFER_SIZE = 16 * 1024
 _PACK_HEADER = MESSAGE_FRAME_HEADER.pack
+
+
+class Subscription(Protocol):
+    """The channel a client subscribed to (``Channel``), as its connection uses it."""
+
+    def dispatch(self, now: float) -> None: ...
+
+    def finish(self, client: ClientV2, msg_id: bytes, now: float) -> None: ...
+
+    def requeue(self, client: ClientV2, msg_id: bytes, delay: float, now: float) -> None: ...
+
+    def touch(self, client: ClientV2, msg_id: bytes, now: float) -> None: ...
+
+    def remove_client(self, client: ClientV2) -> None: ...
 
 
 class ClientV2:
@@ -39,7 +59,7 @@ class ClientV2:
             max_rdy_count=options.max_rdy_count,
             max_req_timeout_ms=options.max_req_timeout_ms,
         )
-        self.channel: Channel | None = None
+        self.channel: Subscription | None = None
         self.ready_count = 0
         self.in_flight_count = 0
         self.message_count = 0
@@ -66,10 +86,12 @@ class ClientV2:
     def send_message(self, msg: Message) -> None:
         self.in_flight_count += 1
         self.message_count += 1
+        # wire's pack_message_frame_into, inlined: a call per message costs ~15 ns more
         out = self.out
         body = msg.body
-        out += _PACK_HEADER(len(body) + 30, FRAME_TYPE_MESSAGE, msg.timestamp, msg.attempts)
-        out += msg.id
+        out += _PACK_HEADER(
+            len(body) + MESSAGE_FRAME_EXTRA, FRAME_TYPE_MESSAGE, msg.timestamp, msg.attempts, msg.id
+        )
         out += body
         if self._lot:
             self._lot.unpark_all()

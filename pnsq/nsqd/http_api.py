@@ -18,7 +18,6 @@ import json
 import logging
 import re
 import socket
-import struct
 import time
 from typing import TYPE_CHECKING
 
@@ -38,14 +37,16 @@ from .._internal.http_server import (
     text,
 )
 from .._internal.logging import LOG_LEVELS, parse_log_level
+from ..wire.errors import ProtocolError
+from ..wire.mpub import decode_mpub_body
 from ..wire.names import is_valid_name
 from .options import Options
 from .stats import stats_document, stats_text
 from .topic import PutError
 
 if TYPE_CHECKING:
-    from .diskqueue import Round
-    from .nsqd import NSQD
+    from .broker import Broker
+    from .disk import Round
     from .topic import Topic
 
 log = logging.getLogger("pnsq.nsqd")
@@ -55,7 +56,7 @@ IDLE_TIMEOUT = 60.0  # a connection silent (or not reading) for this long is clo
 # -- publishing -------------------------------------------------------------------------------
 
 
-def _publish_topic(nsqd: NSQD, params: dict[str, list[str]]) -> Topic:
+def _publish_topic(nsqd: Broker, params: dict[str, list[str]]) -> Topic:
     """The ``topic`` parameter's topic, created if new (NSQ's getTopicFromQuery)."""
     name = first(params, "topic")
     if name is None:
@@ -65,7 +66,7 @@ def _publish_topic(nsqd: NSQD, params: dict[str, list[str]]) -> Topic:
     return nsqd.get_topic(name)
 
 
-def _put(nsqd: NSQD, topic: Topic, bodies: list[bytes], delay: float) -> Response:
+def _put(nsqd: Broker, topic: Topic, bodies: list[bytes], delay: float) -> Response:
     try:
         topic.put(bodies, trio.current_time(), time.time_ns(), delay)
     except PutError as err:
@@ -98,7 +99,7 @@ def _defer(params: dict[str, list[str]], options: Options) -> float:
     return int(text) / 1000
 
 
-def _pub(nsqd: NSQD, request: Request) -> Response:
+def _pub(nsqd: Broker, request: Request) -> Response:
     # The body is checked before the topic (B.5); its size was checked while reading it.
     if not request.body:
         raise HTTPError(400, "MSG_EMPTY")
@@ -109,10 +110,9 @@ def _pub(nsqd: NSQD, request: Request) -> Response:
 
 
 _BOOL_PARAMS = {"true": True, "1": True, "false": False, "0": False}
-_INT32 = struct.Struct(">i")
 
 
-def _mpub(nsqd: NSQD, request: Request) -> Response:
+def _mpub(nsqd: Broker, request: Request) -> Response:
     params = request.params()
     topic = _publish_topic(nsqd, params)  # created even if the body is then refused (B.7)
     binary = first(params, "binary")
@@ -131,33 +131,18 @@ def _mpub(nsqd: NSQD, request: Request) -> Response:
 
 
 def binary_mpub_bodies(body: bytes, max_msg_size: int, max_body_size: int) -> list[bytes]:
-    """The messages of a binary /mpub body (layout below), or 413 BAD_BODY / BAD_MESSAGE.
-
-    ``[count: int32][size: int32][message]...`` (big-endian); bytes after the last message are
-    ignored, as NSQ reads the parts from the stream.
-    """
-    if len(body) < 4:
-        raise HTTPError(413, "BAD_BODY")
-    (count,) = _INT32.unpack_from(body)
-    if count <= 0 or count > (max_body_size - 4) // 5:
-        raise HTTPError(413, "BAD_BODY")
-    bodies, pos = [], 4
-    for _ in range(count):
-        if len(body) < pos + 4:
-            raise HTTPError(413, "BAD_MESSAGE")
-        (size,) = _INT32.unpack_from(body, pos)
-        end = pos + 4 + size
-        if size <= 0 or size > max_msg_size or end > len(body):
-            raise HTTPError(413, "BAD_MESSAGE")
-        bodies.append(body[pos + 4 : end])
-        pos = end
-    return bodies
+    """The messages of a binary /mpub body, or 413 with NSQ's code minus ``E_`` (BAD_BODY,
+    BAD_MESSAGE), as nsqd answers the TCP MPUB's errors over HTTP."""
+    try:
+        return decode_mpub_body(body, max_msg_size, max_body_size)
+    except ProtocolError as exc:
+        raise HTTPError(413, exc.code.removeprefix("E_")) from None
 
 
 # -- topics and channels ------------------------------------------------------------------------
 
 
-def _existing_topic(nsqd: NSQD, name: str | None, *, validate: bool = False) -> Topic:
+def _existing_topic(nsqd: Broker, name: str | None, *, validate: bool = False) -> Topic:
     if name is None:
         raise HTTPError(400, "MISSING_ARG_TOPIC")
     if validate and not is_valid_name(name):
@@ -168,23 +153,23 @@ def _existing_topic(nsqd: NSQD, name: str | None, *, validate: bool = False) -> 
     return topic
 
 
-def _create_topic(nsqd: NSQD, request: Request) -> Response:
+def _create_topic(nsqd: Broker, request: Request) -> Response:
     _publish_topic(nsqd, request.params())
     return EMPTY
 
 
-def _delete_topic(nsqd: NSQD, request: Request) -> Response:
+def _delete_topic(nsqd: Broker, request: Request) -> Response:
     topic = _existing_topic(nsqd, first(request.params(), "topic"))
     nsqd.delete_topic(topic.name)
     return EMPTY
 
 
-def _empty_topic(nsqd: NSQD, request: Request) -> Response:
+def _empty_topic(nsqd: Broker, request: Request) -> Response:
     _existing_topic(nsqd, first(request.params(), "topic"), validate=True).empty()
     return EMPTY
 
 
-def _pause_topic(nsqd: NSQD, request: Request) -> Response:
+def _pause_topic(nsqd: Broker, request: Request) -> Response:
     topic = _existing_topic(nsqd, first(request.params(), "topic"))
     if request.path.endswith("unpause"):
         topic.unpause(trio.current_time())
@@ -193,7 +178,7 @@ def _pause_topic(nsqd: NSQD, request: Request) -> Response:
     return EMPTY
 
 
-def _topic_and_channel(nsqd: NSQD, request: Request) -> tuple[Topic, str]:
+def _topic_and_channel(nsqd: Broker, request: Request) -> tuple[Topic, str]:
     """NSQ's GetTopicChannelArgs then an existing topic: /channel/* errors (B.6)."""
     params = request.params()
     topic_name, channel_name = first(params, "topic"), first(params, "channel")
@@ -208,13 +193,13 @@ def _topic_and_channel(nsqd: NSQD, request: Request) -> tuple[Topic, str]:
     return _existing_topic(nsqd, topic_name), channel_name
 
 
-def _create_channel(nsqd: NSQD, request: Request) -> Response:
+def _create_channel(nsqd: Broker, request: Request) -> Response:
     topic, name = _topic_and_channel(nsqd, request)
     topic.get_channel(name, trio.current_time())
     return EMPTY
 
 
-def _channel_action(nsqd: NSQD, request: Request) -> Response:
+def _channel_action(nsqd: Broker, request: Request) -> Response:
     """/channel/delete, /channel/empty, /channel/pause and /channel/unpause."""
     topic, name = _topic_and_channel(nsqd, request)
     channel = topic.channels.get(name)
@@ -237,7 +222,7 @@ PEEK_MAX = 100
 PEEK_BODY_PREVIEW = 1024
 
 
-def _peek_channel(nsqd: NSQD, request: Request) -> Response:
+def _peek_channel(nsqd: Broker, request: Request) -> Response:
     """GET /channel/peek: the next ``n`` waiting messages, left where they are (pnsq's own)."""
     topic, name = _topic_and_channel(nsqd, request)
     channel = topic.channels.get(name)
@@ -266,12 +251,12 @@ def _peek_channel(nsqd: NSQD, request: Request) -> Response:
 # -- information --------------------------------------------------------------------------------
 
 
-def _ping(nsqd: NSQD, request: Request) -> Response:
+def _ping(nsqd: Broker, request: Request) -> Response:
     health = nsqd.health
     return text(health, 200 if health == "OK" else 500)
 
 
-def _info(nsqd: NSQD, request: Request) -> Response:
+def _info(nsqd: Broker, request: Request) -> Response:
     options = nsqd.options
     return json_response(
         {
@@ -291,7 +276,7 @@ def _info(nsqd: NSQD, request: Request) -> Response:
     )
 
 
-def _stats(nsqd: NSQD, request: Request) -> Response:
+def _stats(nsqd: Broker, request: Request) -> Response:
     params = request.params()
     document = stats_document(
         nsqd,
@@ -305,7 +290,7 @@ def _stats(nsqd: NSQD, request: Request) -> Response:
     return text(stats_text(document, time.time()))
 
 
-def _free_memory(nsqd: NSQD, request: Request) -> Response:
+def _free_memory(nsqd: Broker, request: Request) -> Response:
     gc.collect()
     return EMPTY
 
@@ -360,11 +345,11 @@ def config_value(options: Options, name: str) -> Response:
     return json_response(value)
 
 
-def _get_config(nsqd: NSQD, request: Request) -> Response:
+def _get_config(nsqd: Broker, request: Request) -> Response:
     return config_value(nsqd.options, request.path_param)
 
 
-def _put_config(nsqd: NSQD, request: Request) -> Response:
+def _put_config(nsqd: Broker, request: Request) -> Response:
     if not request.body:
         raise HTTPError(413, "INVALID_VALUE")
     name = request.path_param
@@ -410,16 +395,16 @@ def _log_level(body: bytes) -> str:
 # -- routing ------------------------------------------------------------------------------------
 
 
-def _max_msg_size(nsqd: NSQD) -> int:
+def _max_msg_size(nsqd: Broker) -> int:
     return nsqd.options.max_msg_size
 
 
-def _max_body_size(nsqd: NSQD) -> int:
+def _max_body_size(nsqd: Broker) -> int:
     return nsqd.options.max_body_size
 
 
 if TYPE_CHECKING:
-    Route = http_server.Route[NSQD]
+    Route = http_server.Route[Broker]
 else:  # calling a subscripted generic would set __orig_class__ on a frozen instance
     Route = http_server.Route
 
@@ -451,6 +436,6 @@ _ROUTES: dict[str, dict[str, Route]] = {
 _ROUTER = http_server.Router(_ROUTES, _max_body_size, log)
 
 
-async def handle_http_connection(nsqd: NSQD, stream: trio.SocketStream) -> None:
+async def handle_http_connection(nsqd: Broker, stream: trio.SocketStream) -> None:
     """Serve one HTTP client until it goes away; never raises."""
     await http_server.serve_http_connection(nsqd, _ROUTER, stream, IDLE_TIMEOUT)

@@ -15,6 +15,9 @@ A topic new to this nsqd first asks the lookupds for the channels they know for 
 /channels at each lookupd's broadcast_address:http_port from its IDENTIFY reply) and creates
 them, holding the topic's messages meanwhile (at most ``CHANNELS_WAIT``), so that a node that
 joins a cluster misses no message for an existing consumer (NSQ #1508).
+
+The broker calls the hooks (``topic_created`` ...); the links see the broker only as
+``LookupHost``: its options, its addresses and its topics.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import json
 import logging
 import socket
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 if TYPE_CHECKING:
@@ -49,7 +53,7 @@ from ..wire.names import is_ephemeral, is_valid_name
 
 if TYPE_CHECKING:
     from .channel import Channel
-    from .nsqd import NSQD
+    from .options import Options
     from .topic import Topic
 
 log = logging.getLogger("pnsq.nsqd")
@@ -64,6 +68,22 @@ CHANNELS_WAIT = 2.0
 MAX_HTTP_BODY = 16 * 1024 * 1024
 
 
+class LookupHost(Protocol):
+    """What the lookupd links need of the broker (``Broker``)."""
+
+    @property
+    def options(self) -> Options: ...
+
+    @property
+    def tcp_address(self) -> tuple[str, int] | None: ...
+
+    @property
+    def http_address(self) -> tuple[str, int] | None: ...
+
+    @property
+    def topics(self) -> Mapping[str, Topic]: ...
+
+
 class LinkLostError(Exception):
     """The lookupd closed the link, stopped answering, or answered nonsense."""
 
@@ -71,7 +91,7 @@ class LinkLostError(Exception):
 class LookupPeer:
     """The link to one lookupd."""
 
-    def __init__(self, address: str, nsqd: NSQD) -> None:
+    def __init__(self, address: str, nsqd: LookupHost) -> None:
         self.address = address
         self.http_address: str | None = None  # known once the lookupd answered IDENTIFY
         self.connected = False
@@ -198,7 +218,7 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def registrations(nsqd: NSQD) -> list[bytes]:
+def registrations(nsqd: LookupHost) -> list[bytes]:
     """REGISTER for every channel, or for the bare topic when it has none (NSQ's order)."""
     commands = []
     for topic in list(nsqd.topics.values()):
@@ -212,7 +232,7 @@ def registrations(nsqd: NSQD) -> list[bytes]:
 class LookupPeers:
     """Every lookupd link of one nsqd, following ``options.nsqlookupd_tcp_addresses``."""
 
-    def __init__(self, nsqd: NSQD) -> None:
+    def __init__(self, nsqd: LookupHost) -> None:
         self._nsqd = nsqd
         self.peers: dict[str, tuple[LookupPeer, trio.CancelScope]] = {}
         self._nursery: trio.Nursery | None = None

@@ -3,20 +3,31 @@
 Each channel holds its own ``Message`` object per message (attempts, in-flight state and
 deferral are per channel) sharing the ID, body and publish timestamp. ``__slots__`` keeps the
 per-message cost near 200 ns; the hot paths set attributes directly.
+
+This is the ground floor of nsqd: it imports nothing of nsqd, and names what a message is
+held by (a client, a disk queue) only by the little it needs of them (``Holder``, ``Origin``).
 """
 
 from __future__ import annotations
 
 import time
 from binascii import hexlify
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .client_v2 import ClientV2
-    from .diskqueue import DiskQueue
+from typing import Protocol
 
 # NSQ's epoch for message IDs: 2010-11-04 (ms >> 20 units of ns), as in its guid.go.
 _TWEPOCH = 1288834974288
+
+
+class Holder(Protocol):
+    """The client a message is in flight to (``ClientV2``)."""
+
+    in_flight_count: int
+
+
+class Origin(Protocol):
+    """The disk queue a message was read back from (``DiskQueue``)."""
+
+    def ack(self, seq: int) -> None: ...
 
 
 class Message:
@@ -40,11 +51,11 @@ class Message:
         self.timestamp = timestamp  # ns since the epoch, at publish
         self.attempts = 0
         self.deliver_at = deliver_at  # trio clock time before which it is deferred; 0 = now
-        self.client: ClientV2 | None = None  # owner while in flight
+        self.client: Holder | None = None  # owner while in flight
         self.deadline = 0.0  # in-flight timeout (trio clock)
         self.delivered_at = 0.0
         self.bucket = 0.0  # the in-flight timeout it was filed under
-        self.origin: DiskQueue | None = None  # read back from this disk queue, not yet acked
+        self.origin: Origin | None = None  # read back from this disk queue, not yet acked
         self.seq = 0  # its number there (``origin.ack(seq)``)
 
     def done(self) -> None:

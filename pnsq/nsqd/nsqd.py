@@ -1,235 +1,41 @@
-"""The nsqd daemon's state: topics, clients, message IDs, and the one timer task.
+"""nsqd: a ``Broker`` that listens, on TCP (protocol V2) and HTTP, until ``stop()``.
 
-Timers (in-flight timeouts, deferred messages) belong to channels; each channel asks for a
-wake-up at its earliest deadline (``schedule``) and one task sleeps until the earliest of all,
-so a timer fires on time even on a channel created a moment ago. ``serve`` runs the listeners
-in their own nursery and the connections in another, so that shutdown stops accepting, closes
-clients, then cancels whatever is left.
+The top floor of nsqd: the broker's state and rules live in ``broker``, the connections in
+``protocol_v2`` and ``http_api``, which act on the broker; this module only wires them to
+listeners. ``serve`` runs the listeners in their own nursery and the connections in another,
+so that shutdown stops accepting, closes clients (a grace period), then cancels whatever is
+left, and writes what the queues hold to disk.
 """
 
 from __future__ import annotations
 
-import fcntl
-import heapq
-import itertools
-import json
 import logging
-import math
-import os
-import time
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING
 
 import trio
 
-from .. import NSQ_VERSION
 from .._internal.daemon import bound_address, listen
-from ..wire.names import is_ephemeral, is_valid_name
-from .channel import Channel
-from .client_v2 import ClientV2
-from .diskqueue import Disk, DiskQueue
-from .lookup import LookupPeers
-from .message import IdFactory, Message
+from .broker import Broker, DataPathLockedError
+from .http_api import handle_http_connection
 from .options import Options
-from .topic import Topic
+from .protocol_v2 import handle_connection
 
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+__all__ = ["NSQD", "DataPathLockedError"]
 
 log = logging.getLogger("pnsq.nsqd")
 
 SHUTDOWN_GRACE = 2.0
 
 
-class DataPathLockedError(OSError):
-    """Another nsqd holds the lock on the data path."""
-
-
-class NSQD:
+class NSQD(Broker):
     def __init__(self, options: Options) -> None:
-        self.options = options
-        self.topics: dict[str, Topic] = {}
-        self.clients: dict[int, ClientV2] = {}
-        self.ids = IdFactory(options.node_id)
-        self.start_time = int(time.time())
-        self.exiting = False
-        self.health = "OK"
-        self.tcp_address: tuple[str, int] | None = None
-        self.http_address: tuple[str, int] | None = None
-        self._client_ids = itertools.count(1)
-        self._timers: list[tuple[float, int, Channel]] = []
-        self._timer_seq = itertools.count()
-        self._timer_scope: trio.CancelScope | None = None
+        super().__init__(options)
         self._stop = trio.Event()
-        self._no_clients = trio.Event()
-        self.disk = Disk(options, self._set_health)
-        self.disk.metadata = self.metadata
-        self._lock_fd: int | None = None
-        self.lookup = LookupPeers(self)
-
-    def _set_health(self, health: str) -> None:
-        self.health = health
-
-    @staticmethod
-    def now() -> float:
-        """The clock every timer uses (trio's; virtual under a test clock)."""
-        return trio.current_time()
-
-    # -- topics -------------------------------------------------------------------------
-
-    def get_topic(self, name: str) -> Topic:
-        topic = self.topics.get(name)
-        if topic is None:
-            topic = self.topics[name] = Topic(name, self)
-            log.info("TOPIC(%s): created", name)
-            self.persist_metadata()
-            self.lookup.topic_created(topic)
-        return topic
-
-    def delete_topic(self, name: str) -> None:
-        topic = self.topics.pop(name)
-        topic.delete()
-        log.info("TOPIC(%s): deleted", name)
-        self.persist_metadata()
-        self.lookup.topic_deleted(name)
-
-    def channel_created(self, topic: Topic, channel: Channel) -> None:
-        log.info("TOPIC(%s): new channel(%s)", topic.name, channel.name)
-        self.persist_metadata()
-        self.lookup.channel_created(topic, channel)
-
-    def channel_deleted(self, topic: Topic, channel: Channel) -> None:
-        log.info("TOPIC(%s): deleted channel(%s)", topic.name, channel.name)
-        self.persist_metadata()
-        self.lookup.channel_deleted(topic, channel)
-
-    # -- persistence ----------------------------------------------------------------------
-
-    def open_backend(
-        self, name: str, on_read: Callable[[list[Message]], None], wants_read: Callable[[], bool]
-    ) -> DiskQueue:
-        queue = DiskQueue(self.disk, name, on_read, wants_read)
-        self.disk.register(queue)
-        return queue
-
-    def persist_metadata(self) -> None:
-        """nsqd.dat is rewritten (atomically) by the disk task's next round."""
-        self.disk.persist_metadata()
-
-    def metadata(self) -> bytes:
-        """nsqd.dat: the durable topics and channels, and what is paused (NSQ's shape)."""
-        topics = [
-            {
-                "name": topic.name,
-                "paused": topic.paused,
-                "channels": [
-                    {"name": channel.name, "paused": channel.paused}
-                    for channel in topic.channels.values()
-                    if not channel.ephemeral
-                ],
-            }
-            for topic in self.topics.values()
-            if not topic.ephemeral
-        ]
-        return json.dumps({"topics": topics, "version": NSQ_VERSION}).encode()
-
-    def _load_metadata(self) -> None:
-        """Lock the data path, then restore the topics and channels of nsqd.dat."""
-        data_path = self.disk.data_path
-        fd = os.open(data_path, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise DataPathLockedError(
-                f"--data-path={data_path} is in use by another nsqd (it holds the lock)"
-            ) from None
-        self._lock_fd = fd
-        try:
-            with open(os.path.join(data_path, "nsqd.dat"), "rb") as f:
-                document = json.load(f)
-        except FileNotFoundError:
-            return
-        except ValueError as err:
-            log.error("failed to read nsqd.dat - %s: starting without it", err)
-            return
-        now = self.now()
-        for entry in document.get("topics", []):
-            name = entry.get("name", "")
-            if not is_valid_name(name) or is_ephemeral(name):
-                continue
-            topic = self.get_topic(name)
-            for item in entry.get("channels", []):
-                channel_name = item.get("name", "")
-                if is_valid_name(channel_name) and not is_ephemeral(channel_name):
-                    channel = topic.get_channel(channel_name, now)
-                    channel.paused = bool(item.get("paused"))
-            topic.paused = bool(entry.get("paused"))
-            if not topic.paused:
-                topic.unpause(now)
-
-    async def _close_queues(self) -> None:
-        """Shutdown: memory, in-flight and deferred messages to disk, everything synced."""
-        now = self.now()
-        for topic in self.topics.values():
-            topic.close(now)
-        await self.disk.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-
-    # -- clients --------------------------------------------------------------------------
-
-    def add_client(self, address: tuple[str, int]) -> ClientV2:
-        client = ClientV2(next(self._client_ids), address, self.options)
-        self.clients[client.id] = client
-        return client
-
-    def remove_client(self, client: ClientV2) -> None:
-        self.clients.pop(client.id, None)
-        if client.channel is not None:
-            client.channel.remove_client(client)
-        if self.exiting and not self.clients:
-            self._no_clients.set()
-
-    # -- timers ---------------------------------------------------------------------------
-
-    def schedule(self, channel: Channel, when: float) -> None:
-        """Wake ``channel.process_timers`` at ``when`` (trio clock) or soon after."""
-        if when >= channel.wake_at:
-            return
-        channel.wake_at = when
-        heapq.heappush(self._timers, (when, next(self._timer_seq), channel))
-        scope = self._timer_scope
-        if scope is not None and when < scope.deadline:
-            scope.deadline = when
-
-    async def run_timers(self) -> None:
-        """Fire channel timers when due, forever (``serve`` runs it; tests may run it alone)."""
-        timers = self._timers
-        while True:
-            with trio.CancelScope(deadline=timers[0][0] if timers else math.inf) as scope:
-                self._timer_scope = scope
-                await trio.sleep_forever()
-            self._timer_scope = None
-            now = trio.current_time()
-            due: dict[int, Channel] = {}
-            while timers and timers[0][0] <= now:
-                when, _, channel = heapq.heappop(timers)
-                if channel.wake_at == when:  # otherwise superseded by an earlier request
-                    channel.wake_at = math.inf
-                    due[id(channel)] = channel
-            for channel in due.values():
-                if not channel.exiting:
-                    channel.process_timers(now)
-
-    # -- serving --------------------------------------------------------------------------
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen on the TCP (and HTTP) addresses until ``stop()``; then close down."""
-        from .protocol_v2 import handle_connection
-
-        self._load_metadata()
+        self.load_metadata()
         tcp = await listen(self.options.tcp_address)
         http = await listen(self.options.http_address) if self.options.http_address else []
         self.tcp_address = bound_address(tcp)
@@ -242,25 +48,16 @@ class NSQD:
                 listeners.start_soon(self.run_timers)
                 listeners.start_soon(self.disk.run)
                 listeners.start_soon(self.lookup.run)
-                _serve(listeners, connections, tcp, lambda s: handle_connection(self, s))
-                if http:
-                    from .http_api import handle_http_connection
-
-                    _serve(listeners, connections, http, lambda s: handle_http_connection(self, s))
+                _serve(listeners, connections, tcp, partial(handle_connection, self))
+                _serve(listeners, connections, http, partial(handle_http_connection, self))
                 task_status.started()
                 await self._stop.wait()
                 listeners.cancel_scope.cancel()
-            self.exiting = True
-            if not self.clients:
-                self._no_clients.set()
-            for client in list(self.clients.values()):
-                client.kick()
-            with trio.move_on_after(SHUTDOWN_GRACE):
-                await self._no_clients.wait()
+            await self.close_clients(SHUTDOWN_GRACE)
             connections.cancel_scope.cancel()
         for listener in tcp + http:
             await listener.aclose()
-        await self._close_queues()
+        await self.close_queues()
         log.info("stopped")
 
     def stop(self) -> None:

@@ -35,9 +35,9 @@ from .._internal.duration import format_duration_ns
 from .quantile import Quantile, e2e_stats
 
 if TYPE_CHECKING:
+    from .broker import Broker
     from .channel import Channel
     from .client_v2 import ClientV2
-    from .nsqd import NSQD
     from .topic import Topic
 
 Json = dict[str, Any]
@@ -47,7 +47,7 @@ Json = dict[str, Any]
 
 
 def stats_document(
-    nsqd: NSQD,
+    nsqd: Broker,
     *,
     topic: str = "",
     channel: str = "",
@@ -68,7 +68,7 @@ def stats_document(
 
 
 def topics_stats(
-    nsqd: NSQD, topic: str, channel: str, include_clients: bool, now: float
+    nsqd: Broker, topic: str, channel: str, include_clients: bool, now: float
 ) -> list[Json] | None:
     """Topics sorted by name; None when ``topic`` names no topic (as NSQ)."""
     if topic:
@@ -175,7 +175,7 @@ _NO_TLS: Json = {
 }
 
 
-def producers_stats(nsqd: NSQD, topic_filter: str = "") -> list[Json] | None:
+def producers_stats(nsqd: Broker, topic_filter: str = "") -> list[Json] | None:
     """TCP clients that have published, in connection order; None when there are none."""
     producers = [c for _, c in sorted(nsqd.clients.items()) if c.pub_counts]
     return [client_stats(c, topic_filter) for c in producers] or None

@@ -4,40 +4,65 @@ NSQ runs a pump goroutine per topic; here the fan-out is a plain call inside the
 publish costs no task switch. A topic with no channel (or paused) keeps its messages, and hands
 them to the first channel that appears (or on unpause). A publish is all-or-nothing: room is
 checked in every channel before any message is queued, so an MPUB is never half taken.
+
+A topic knows the broker around it only as ``TopicHost``: what a channel needs, plus the
+message IDs, whether nsqd is exiting, and the hooks that tell of channels made and gone.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..wire.names import is_ephemeral
 from .backend import BackendQueue, NoBackend
-from .channel import Channel
-from .message import Message
-
-if TYPE_CHECKING:
-    from .nsqd import NSQD
+from .channel import Channel, ChannelHost
+from .message import IdFactory, Message
 
 
 class PutError(Exception):
     """A publish the topic cannot take; the text follows NSQ's ``PUB failed <reason>``."""
 
 
+class TopicHost(ChannelHost, Protocol):
+    """What a topic needs from the broker it lives in (``Broker``)."""
+
+    @property
+    def ids(self) -> IdFactory: ...
+
+    @property
+    def exiting(self) -> bool:
+        """nsqd is shutting down: publishes are refused."""
+        ...
+
+    @property
+    def health(self) -> str:
+        """``OK``, or why the disk fails (told to refused publishers)."""
+        ...
+
+    def channel_created(self, topic: Topic, channel: Channel) -> None: ...
+
+    def channel_deleted(self, topic: Topic, channel: Channel) -> None: ...
+
+    def delete_topic(self, name: str) -> None:
+        """Called when an ephemeral topic's last channel is gone."""
+        ...
+
+
 class Topic:
-    def __init__(self, name: str, nsqd: NSQD) -> None:
+    def __init__(self, name: str, host: TopicHost) -> None:
         self.name = name
         self.ephemeral = is_ephemeral(name)
-        self._nsqd = nsqd
-        self._mem_size = nsqd.options.mem_queue_size
-        self._durable = nsqd.disk.durable and not self.ephemeral
+        self._host = host
+        self._mem_size = host.options.mem_queue_size
         self.channels: dict[str, Channel] = {}
         self.memory: deque[Message] = deque()
         self.backend: BackendQueue = (
             NoBackend()
             if self.ephemeral
-            else nsqd.open_backend(name, self._disk_read, self._wants_disk)
+            else host.open_backend(name, self._disk_read, self._wants_disk)
         )
+        self._durable = self.backend.durable
         self.paused = False
         self.awaiting_channels = False  # held like "no channel yet" until lookupd answers (#1508)
         self.exiting = False
@@ -51,7 +76,7 @@ class Topic:
 
     def put(self, bodies: list[bytes], now: float, timestamp: int, delay: float = 0.0) -> None:
         """Take every body or none (PutError). ``delay`` defers delivery by that many seconds."""
-        if self.exiting or self._nsqd.exiting:
+        if self.exiting or self._host.exiting:
             raise PutError("exiting")
         n = len(bodies)
         deliver_at = now + delay if delay > 0 else 0.0
@@ -59,10 +84,10 @@ class Topic:
         if channels and not self.paused:
             for channel in channels:
                 if not channel.has_room(n):
-                    raise PutError(f"channel {channel.name}: {self._nsqd.health}")
+                    raise PutError(f"channel {channel.name}: {self._host.health}")
         elif not self._has_room(n):
-            raise PutError(f"topic {self.name}: {self._nsqd.health}")
-        ids = self._nsqd.ids.take(n)
+            raise PutError(f"topic {self.name}: {self._host.health}")
+        ids = self._host.ids.take(n)
         messages = [Message(i, b, timestamp, deliver_at) for i, b in zip(ids, bodies, strict=True)]
         self.message_count += n
         self.message_bytes += sum(map(len, bodies))
@@ -107,7 +132,7 @@ class Topic:
 
     def _disk_read(self, messages: list[Message]) -> None:
         """Messages read back from the topic's disk queue: on to the channels."""
-        now = self._nsqd.now()
+        now = self._host.now()
         if self.paused or self.awaiting_channels or not self.channels:  # changed since asked
             self._keep(messages, now)
         else:
@@ -133,27 +158,29 @@ class Topic:
     def get_channel(self, name: str, now: float) -> Channel:
         channel = self.channels.get(name)
         if channel is None:
-            channel = self.channels[name] = Channel(self.name, name, self._nsqd)
-            self._nsqd.channel_created(self, channel)
+            channel = self.channels[name] = Channel(
+                self.name, name, self._host, self.delete_channel
+            )
+            self._host.channel_created(self, channel)
             self._release(now)
         return channel
 
     def delete_channel(self, name: str) -> None:
         channel = self.channels.pop(name)
         channel.delete()
-        self._nsqd.channel_deleted(self, channel)
+        self._host.channel_deleted(self, channel)
         if self.ephemeral and not self.channels:
-            self._nsqd.delete_topic(self.name)
+            self._host.delete_topic(self.name)
 
     # -- administration ---------------------------------------------------------------------
 
     def pause(self) -> None:
         self.paused = True
-        self._nsqd.persist_metadata()
+        self._host.persist_metadata()
 
     def unpause(self, now: float) -> None:
         self.paused = False
-        self._nsqd.persist_metadata()
+        self._host.persist_metadata()
         self._release(now)
 
     def empty(self) -> None:

@@ -14,8 +14,8 @@ import trio
 from disk_faults import failing_write
 from v2client import StartNSQD, V2Client, open_consumer, wait_until
 
-from pnsq.nsqd import diskqueue
-from pnsq.nsqd.diskqueue import HEAD_SIZE, MAGIC
+from pnsq.nsqd import disk_files
+from pnsq.nsqd.disk_record import HEAD_SIZE, MAGIC
 from pnsq.nsqd.nsqd import NSQD
 from pnsq.wire import FRAME_TYPE_RESPONSE
 
@@ -248,7 +248,7 @@ async def test_a_failing_disk_reports_nok_refuses_publishes_and_recovers(
     nsqd = await start_nsqd(mem_queue_size=0)
     address = nsqd.tcp_address
     assert address is not None
-    monkeypatch.setattr(diskqueue, "_os_write", failing_write)
+    monkeypatch.setattr(disk_files, "_os_write", failing_write)
     async with await V2Client.connect(address) as producer:
         await producer.pub("t", b"acknowledged before the failure showed")
         await wait_until(lambda: nsqd.health != "OK")
@@ -278,7 +278,7 @@ async def test_durable_publishes_are_acknowledged_after_fsync_in_groups(
         real_fsync(fd)
         fsyncs += is_segment(fd)
 
-    monkeypatch.setattr(diskqueue.os, "fsync", counting_fsync)
+    monkeypatch.setattr(disk_files.os, "fsync", counting_fsync)
     acked_after_fsync = []
 
     async def publisher(n: int) -> None:
@@ -311,7 +311,7 @@ async def test_durable_http_publishes_answer_after_fsync(
         if is_segment(fd):
             synced.append(fd)
 
-    monkeypatch.setattr(diskqueue.os, "fsync", recording_fsync)
+    monkeypatch.setattr(disk_files.os, "fsync", recording_fsync)
     for path, body in (("/pub?topic=t", b"one"), ("/mpub?topic=t", b"two\nthree")):
         before = len(synced)
         response = await http(nsqd.http_address, "POST", path, body)

@@ -17,7 +17,7 @@ import trio
 from disk_faults import failing_write
 from v2client import open_consumer, wait_until
 
-from pnsq.nsqd import diskqueue, http_api
+from pnsq.nsqd import disk_files, http_api
 from pnsq.nsqd.nsqd import NSQD
 
 JSON = "application/json; charset=utf-8"
@@ -196,7 +196,7 @@ async def test_pub_answers_503_disk_error_when_memory_is_full_and_the_disk_fails
     make_nsqd: Any, http: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     nsqd = await make_nsqd(mem_queue_size=1)
-    monkeypatch.setattr(diskqueue, "_os_write", failing_write)
+    monkeypatch.setattr(disk_files, "_os_write", failing_write)
     assert (await call(http, nsqd, "POST", "/pub?topic=t", b"1")).status == 200  # memory
     assert (await call(http, nsqd, "POST", "/pub?topic=t", b"2")).status == 200  # disk
     await wait_until(lambda: nsqd.health != "OK")
