@@ -3,6 +3,8 @@
 Every daemon (nsqd, lookupd, admin) has ``serve(task_status=...)`` and ``stop()``. SIGTERM and SIGINT
 call ``stop()`` and the process exits 0 once ``serve`` returns; a daemon that cannot start (an
 address in use, a locked data path) logs ``FATAL: <why>`` and exits 1, with no traceback.
+Under systemd (``Type=notify``) the service manager hears ``READY=1`` once ``serve`` reports
+every listener bound and ``STOPPING=1`` when a signal starts the shutdown (``sd_notify``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Protocol
 
 import trio
 
+from . import sd_notify
 from .netaddr import split_host_port
 
 
@@ -39,8 +42,10 @@ async def serve_until_signalled(daemon: Daemon, log: logging.Logger) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(daemon.serve)
+            sd_notify.notify(sd_notify.READY)
             async for signum in signals:
                 log.info("received signal %s: exiting", signal.Signals(signum).name)
+                sd_notify.notify(sd_notify.STOPPING)
                 daemon.stop()
                 break
 

@@ -6,8 +6,8 @@ plain blocking socket. See the README's "Python client" section.
 
 from __future__ import annotations
 
-from ._conn import ConnectionConfig
 from .codecs import JSON, MSGPACK, RAW, Codec, JSONCodec, MsgpackCodec, RawCodec
+from .config import ConnectionConfig
 from .consumer import Consumer, ConsumerStats
 from .errors import NSQConnectionError, NSQError, NSQProtocolError, PublishError, ServerError
 from .message import Message

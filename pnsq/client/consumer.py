@@ -199,14 +199,26 @@ class Consumer:
         )
 
     async def _drain(self) -> None:
-        for conn in self.connections:
-            conn.write(wire.encode_cls())
         with anyio.move_on_after(self.close_timeout):
-            if self._in_flight():
+            # nsqd answers CLS after the last message it sent: only then is in-flight final
+            # (go-nsq waits for CLOSE_WAIT too); messages still on the wire would be left to
+            # time out at nsqd if we stopped counting at the first moment in-flight hit zero.
+            async with anyio.create_task_group() as tg:
+                for conn in list(self.connections):
+                    tg.start_soon(self._close_wait, conn)
+            while self._in_flight():
+                self._drained = anyio.Event()
                 await self._drained.wait()
         for conn in list(self.connections):
             with anyio.move_on_after(1.0):
                 await conn.wait_flushed()
+
+    @staticmethod
+    async def _close_wait(conn: Connection) -> None:
+        try:
+            await conn.close_wait()
+        except NSQError:
+            pass  # the connection is gone: nothing more can arrive on it
 
     def _in_flight(self) -> int:
         return sum(conn.in_flight for conn in self.connections)

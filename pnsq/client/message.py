@@ -1,5 +1,9 @@
 """A message as a handler sees it, and how it answers nsqd.
 
+``Message`` is the wire core's ``MessageEvent`` with the client's behaviour added, so the
+connection's state machine builds each delivery as a ``Message`` directly (one object per message).
+It knows its connection only through ``MessageOwner``, so this module sits below ``_conn.py``.
+
 ``finish``, ``requeue`` and ``touch`` are plain methods: they queue a command on the connection's
 write buffer (sent with the others of the same batch). Called from a worker thread (a plain
 ``def`` handler), they hop to the event loop first.
@@ -8,22 +12,34 @@ write buffer (sent with the others of the same batch). Called from a worker thre
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import anyio.from_thread
 
-from pnsq.wire import encode_touch
+from pnsq.wire import MessageEvent
 
-from .codecs import Codec
-
-if TYPE_CHECKING:
-    from ._conn import Connection
+from .codecs import RAW, Codec
 
 # outcomes reported to the connection's delegate
 FINISHED, REQUEUED, REQUEUED_NO_BACKOFF = 0, 1, 2
 
 
-class Message:
+class MessageOwner(Protocol):
+    """What a message needs of the connection that delivered it."""
+
+    address_text: str
+    loop_thread: int
+    closed: bool
+    msg_timeout: float
+    default_requeue_delay: Callable[[int], float]
+
+    def message_done(self, message: Message, outcome: int, delay_ms: int) -> None: ...
+
+    def touch(self, msg_id: bytes) -> None: ...
+
+
+class Message(MessageEvent):
     """One delivery of an NSQ message.
 
     ``body`` is the raw bytes, ``data`` the body decoded with the consumer's codec, ``id`` the
@@ -31,30 +47,24 @@ class Message:
     ``timestamp`` the publish time in nanoseconds since the epoch.
     """
 
-    __slots__ = (
-        "_conn",
-        "_data",
-        "attempts",
-        "auto_response",
-        "body",
-        "codec",
-        "id",
-        "responded",
-        "timestamp",
-    )
+    __slots__ = ("_conn", "_data", "auto_response", "codec", "responded")
 
-    def __init__(
-        self, conn: Connection, timestamp: int, attempts: int, msg_id: bytes, body: bytes
-    ) -> None:
-        self._conn = conn
+    _conn: MessageOwner  # set by the connection right after the frame is parsed
+
+    def __init__(self, timestamp: int, attempts: int, msg_id: bytes, body: bytes) -> None:
+        # MessageEvent's fields set here rather than through super(): one call less per message
         self.timestamp = timestamp
         self.attempts = attempts
         self.id = msg_id
         self.body = body
-        self.codec: Codec = conn.codec
+        self.codec: Codec = RAW
         self.responded = False
         self.auto_response = True
         self._data: Any = _UNSET
+
+    # a delivery is itself, not its contents (MessageEvent compares by value)
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"<Message id={self.id.decode()} attempts={self.attempts} {len(self.body)} B>"
@@ -98,9 +108,9 @@ class Message:
         if self.responded:
             return
         if threading.get_ident() != self._conn.loop_thread:
-            anyio.from_thread.run_sync(self._conn.write, encode_touch(self.id))
+            anyio.from_thread.run_sync(self._conn.touch, self.id)
         else:
-            self._conn.write(encode_touch(self.id))
+            self._conn.touch(self.id)
 
     def _respond(self, outcome: int, delay_ms: int) -> None:
         if self.responded:

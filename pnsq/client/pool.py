@@ -22,8 +22,8 @@ from typing import Any, Protocol, Self
 
 import anyio
 
-from ._conn import ConnectionConfig
 from .codecs import RAW, Codec
+from .config import ConnectionConfig
 from .errors import NSQConnectionError, PublishError
 from .producer import Producer
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import struct
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Self
@@ -22,14 +21,13 @@ import anyio.abc
 from pnsq import wire
 
 from ._address import parse_address
-from ._conn import Connection, ConnectionConfig
+from ._conn import Connection
 from ._http import HTTPConnection
 from .codecs import RAW, Codec
+from .config import ConnectionConfig
 from .errors import NSQError, NSQProtocolError, PublishError
 
 log = logging.getLogger("pnsq.client")
-
-_COUNT = struct.Struct(">I")
 
 
 class Producer:
@@ -88,18 +86,18 @@ class Producer:
         if self._http is not None:
             await self._http_pub(f"/pub?topic={quote(topic)}", data)
         else:
-            await self._tcp(wire.encode_pub(topic, data))
+            conn = await self._connection()
+            _expect_ok(conn, await conn.publish(topic, data))
 
     async def multi_publish(self, topic: str, bodies: Iterable[Any]) -> None:
         """MPUB: all of ``bodies`` are queued, or none."""
         encoded = [self.codec.encode(body) for body in bodies]
         if self._http is not None:
-            parts = [_COUNT.pack(len(encoded))]
-            for data in encoded:
-                parts += (_COUNT.pack(len(data)), data)
-            await self._http_pub(f"/mpub?topic={quote(topic)}&binary=true", b"".join(parts))
+            body = wire.encode_mpub_body(encoded)
+            await self._http_pub(f"/mpub?topic={quote(topic)}&binary=true", body)
         else:
-            await self._tcp(wire.encode_mpub(topic, encoded))
+            conn = await self._connection()
+            _expect_ok(conn, await conn.multi_publish(topic, encoded))
 
     async def deferred_publish(self, topic: str, body: Any, delay: float) -> None:
         """DPUB: nsqd delivers the message ``delay`` seconds from now."""
@@ -107,13 +105,8 @@ class Producer:
         if self._http is not None:
             await self._http_pub(f"/pub?topic={quote(topic)}&defer={delay_ms}", data)
         else:
-            await self._tcp(wire.encode_dpub(topic, delay_ms, data))
-
-    async def _tcp(self, command: bytes) -> None:
-        conn = await self._connection()
-        reply = await conn.request(command)
-        if reply != wire.OK:
-            raise NSQProtocolError(f"{conn.address_text}: unexpected reply {reply!r}")
+            conn = await self._connection()
+            _expect_ok(conn, await conn.deferred_publish(topic, delay_ms, data))
 
     async def _connection(self) -> Connection:
         conn = self._conn
@@ -138,6 +131,11 @@ class Producer:
         status, reply = await self._http.request("POST", target, body)
         if status != 200:
             raise PublishError(_http_error_code(reply, status), f"HTTP {status}")
+
+
+def _expect_ok(conn: Connection, reply: bytes) -> None:
+    if reply != wire.OK:
+        raise NSQProtocolError(f"{conn.address_text}: unexpected reply {reply!r}")
 
 
 def _http_error_code(body: bytes, status: int) -> str:

@@ -1,7 +1,9 @@
 """SyncProducer: a blocking publisher on a plain socket, for scripts and threaded web apps.
 
 One connection, opened on first use and reopened after it broke; a lock makes it safe to share
-between threads (publishes are serialised). ``http://host:port`` publishes over HTTP instead.
+between threads (publishes are serialised). The protocol (negotiation, AUTH, heartbeats, the
+command bytes) is the wire core's ``ClientConnection``, as in the async client; this module only
+moves its bytes over a blocking socket. ``http://host:port`` publishes over HTTP instead.
 """
 
 from __future__ import annotations
@@ -9,9 +11,8 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -19,12 +20,12 @@ from urllib.parse import quote
 from pnsq import wire
 
 from ._address import parse_address
-from ._conn import ConnectionConfig
 from .codecs import RAW, Codec
+from .config import ConnectionConfig
 from .errors import NSQConnectionError, NSQProtocolError, PublishError, ServerError
 
+_Proto = wire.ClientConnection[wire.MessageEvent]
 _PUBLISH_CODES = ("E_PUB_FAILED", "E_MPUB_FAILED", "E_DPUB_FAILED", "E_BAD_TOPIC", "E_BAD_MESSAGE")
-_COUNT = struct.Struct(">I")
 
 
 class SyncProducer:
@@ -42,9 +43,8 @@ class SyncProducer:
         self.timeout = timeout
         self.is_http = address.startswith("http://")
         self._host_port = parse_address(address, 4151 if self.is_http else 4150)
-        self._sock: socket.socket | None = None
+        self._tcp_conn: tuple[socket.socket, _Proto] | None = None
         self._http: http.client.HTTPConnection | None = None
-        self._frames = wire.FrameReader()
         self._lock = threading.Lock()
 
     def __enter__(self) -> Self:
@@ -64,90 +64,67 @@ class SyncProducer:
         if self.is_http:
             self._http_pub(f"/pub?topic={quote(topic)}", data)
         else:
-            self._tcp(wire.encode_pub(topic, data))
+            self._tcp(lambda proto: proto.pub(topic, data))
 
     def multi_publish(self, topic: str, bodies: Iterable[Any]) -> None:
         encoded = [self.codec.encode(body) for body in bodies]
         if self.is_http:
-            parts = [_COUNT.pack(len(encoded))]
-            for data in encoded:
-                parts += (_COUNT.pack(len(data)), data)
-            self._http_pub(f"/mpub?topic={quote(topic)}&binary=true", b"".join(parts))
+            body = wire.encode_mpub_body(encoded)
+            self._http_pub(f"/mpub?topic={quote(topic)}&binary=true", body)
         else:
-            self._tcp(wire.encode_mpub(topic, encoded))
+            self._tcp(lambda proto: proto.mpub(topic, encoded))
 
     def deferred_publish(self, topic: str, body: Any, delay: float) -> None:
         data, delay_ms = self.codec.encode(body), int(delay * 1000)
         if self.is_http:
             self._http_pub(f"/pub?topic={quote(topic)}&defer={delay_ms}", data)
         else:
-            self._tcp(wire.encode_dpub(topic, delay_ms, data))
+            self._tcp(lambda proto: proto.dpub(topic, delay_ms, data))
 
     # -- TCP -------------------------------------------------------------------------------
 
-    def _tcp(self, command: bytes) -> None:
+    def _tcp(self, command: Callable[[_Proto], None]) -> None:
         with self._lock:
-            sock = self._sock or self._connect()
+            sock, proto = self._tcp_conn or self._connect()
+            command(proto)
             try:
-                sock.sendall(command)
-                reply = self._response(sock)
+                reply = _next_reply(sock, proto)
             except OSError as exc:
                 self._drop()
                 raise NSQConnectionError(f"{self.address}: {exc}") from exc
+            except ValueError as exc:
+                self._drop()
+                raise NSQProtocolError(f"{self.address}: {exc}") from exc
             except ServerError as exc:
                 self._drop()  # nsqd closes the connection after a fatal error
                 if exc.code in _PUBLISH_CODES:
                     raise PublishError(exc.code, exc.description) from None
                 raise
-            if reply != wire.OK:
+            if not isinstance(reply, wire.Response) or reply.data != wire.OK:
                 self._drop()
                 raise NSQProtocolError(f"{self.address}: unexpected reply {reply!r}")
 
-    def _connect(self) -> socket.socket:
+    def _connect(self) -> tuple[socket.socket, _Proto]:
         try:
             sock = socket.create_connection(self._host_port, timeout=self.config.connect_timeout)
         except OSError as exc:
             raise NSQConnectionError(f"cannot connect to {self.address}: {exc}") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(self.timeout)
-        self._frames = wire.FrameReader()
+        config = self.config
+        proto = wire.ClientConnection(config.identify(), auth_secret=config.auth_secret)
         try:
-            sock.sendall(wire.MAGIC_V2 + wire.encode_identify(self.config.identify()))
-            self._response(sock)
-        except (OSError, ServerError) as exc:
+            _next_reply(sock, proto)
+        except (OSError, ValueError, ServerError, wire.ProtocolError) as exc:
             sock.close()
             raise NSQConnectionError(f"{self.address}: negotiation failed: {exc}") from exc
-        self._sock = sock
-        return sock
-
-    def _response(self, sock: socket.socket) -> bytes:
-        """The next response frame, answering heartbeats on the way; an error frame raises."""
-        frames = self._frames
-        while True:
-            try:
-                frame = frames.next_frame()
-            except ValueError as exc:
-                raise NSQProtocolError(f"{self.address}: {exc}") from exc
-            if frame is None:
-                data = sock.recv(65536)
-                if not data:
-                    raise ConnectionResetError("nsqd closed the connection")
-                frames.receive_data(data)
-                continue
-            frame_type, data = frame
-            if frame_type == wire.FRAME_TYPE_ERROR:
-                error = wire.error_from_bytes(data)
-                if error.fatal:
-                    raise ServerError(error.code, error.description)
-            elif data == wire.HEARTBEAT:
-                sock.sendall(wire.encode_nop())
-            elif frame_type == wire.FRAME_TYPE_RESPONSE:
-                return data
+        self._tcp_conn = sock, proto
+        return sock, proto
 
     def _drop(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        if self._tcp_conn is not None:
+            self._tcp_conn[0].close()
+            self._tcp_conn = None
         if self._http is not None:
             self._http.close()
             self._http = None
@@ -175,3 +152,21 @@ class SyncProducer:
                 except (ValueError, KeyError, TypeError):
                     code = f"HTTP_{reply.status}"
                 raise PublishError(code, f"HTTP {reply.status}")
+
+
+def _next_reply(sock: socket.socket, proto: _Proto) -> wire.Negotiated | wire.Response:
+    """Send what the state machine queued, then read until nsqd answers (heartbeats are answered
+    on the way); a fatal error frame raises ServerError, garbage ValueError."""
+    while True:
+        event = proto.next_event()
+        if proto.pending_output:
+            sock.sendall(proto.data_to_send())
+        if isinstance(event, wire.NeedData):
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionResetError("nsqd closed the connection")
+            proto.receive_data(data)
+        elif isinstance(event, wire.Negotiated | wire.Response):
+            return event
+        elif isinstance(event, wire.ErrorFrame) and event.fatal:
+            raise ServerError(event.error.code, event.error.description)

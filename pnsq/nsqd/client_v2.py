@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 
 from ..wire.errors import BadBodyError
-from ..wire.frames import FRAME_TYPE_MESSAGE, MESSAGE_FRAME_HEADER, encode_frame
+from ..wire.frames import (
+    FRAME_TYPE_MESSAGE,
+    MESSAGE_FRAME_EXTRA,
+    MESSAGE_FRAME_HEADER,
+    encode_frame,
+)
 from ..wire.server import ClientState, CommandReader
 
 if TYPE_CHECKING:
@@ -81,10 +86,12 @@ class ClientV2:
     def send_message(self, msg: Message) -> None:
         self.in_flight_count += 1
         self.message_count += 1
+        # wire's pack_message_frame_into, inlined: a call per message costs ~15 ns more
         out = self.out
         body = msg.body
-        out += _PACK_HEADER(len(body) + 30, FRAME_TYPE_MESSAGE, msg.timestamp, msg.attempts)
-        out += msg.id
+        out += _PACK_HEADER(
+            len(body) + MESSAGE_FRAME_EXTRA, FRAME_TYPE_MESSAGE, msg.timestamp, msg.attempts, msg.id
+        )
         out += body
         if self._lot:
             self._lot.unpark_all()

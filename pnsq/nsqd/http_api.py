@@ -18,7 +18,6 @@ import json
 import logging
 import re
 import socket
-import struct
 import time
 from typing import TYPE_CHECKING
 
@@ -38,6 +37,8 @@ from .._internal.http_server import (
     text,
 )
 from .._internal.logging import LOG_LEVELS, parse_log_level
+from ..wire.errors import ProtocolError
+from ..wire.mpub import decode_mpub_body
 from ..wire.names import is_valid_name
 from .options import Options
 from .stats import stats_document, stats_text
@@ -109,7 +110,6 @@ def _pub(nsqd: Broker, request: Request) -> Response:
 
 
 _BOOL_PARAMS = {"true": True, "1": True, "false": False, "0": False}
-_INT32 = struct.Struct(">i")
 
 
 def _mpub(nsqd: Broker, request: Request) -> Response:
@@ -131,27 +131,12 @@ def _mpub(nsqd: Broker, request: Request) -> Response:
 
 
 def binary_mpub_bodies(body: bytes, max_msg_size: int, max_body_size: int) -> list[bytes]:
-    """The messages of a binary /mpub body (layout below), or 413 BAD_BODY / BAD_MESSAGE.
-
-    ``[count: int32][size: int32][message]...`` (big-endian); bytes after the last message are
-    ignored, as NSQ reads the parts from the stream.
-    """
-    if len(body) < 4:
-        raise HTTPError(413, "BAD_BODY")
-    (count,) = _INT32.unpack_from(body)
-    if count <= 0 or count > (max_body_size - 4) // 5:
-        raise HTTPError(413, "BAD_BODY")
-    bodies, pos = [], 4
-    for _ in range(count):
-        if len(body) < pos + 4:
-            raise HTTPError(413, "BAD_MESSAGE")
-        (size,) = _INT32.unpack_from(body, pos)
-        end = pos + 4 + size
-        if size <= 0 or size > max_msg_size or end > len(body):
-            raise HTTPError(413, "BAD_MESSAGE")
-        bodies.append(body[pos + 4 : end])
-        pos = end
-    return bodies
+    """The messages of a binary /mpub body, or 413 with NSQ's code minus ``E_`` (BAD_BODY,
+    BAD_MESSAGE), as nsqd answers the TCP MPUB's errors over HTTP."""
+    try:
+        return decode_mpub_body(body, max_msg_size, max_body_size)
+    except ProtocolError as exc:
+        raise HTTPError(413, exc.code.removeprefix("E_")) from None
 
 
 # -- topics and channels ------------------------------------------------------------------------

@@ -32,7 +32,14 @@ from ..wire.errors import (
     ProtocolError,
     PubFailedError,
 )
-from ..wire.frames import CLOSE_WAIT, FRAME_TYPE_ERROR, FRAME_TYPE_RESPONSE, HEARTBEAT, OK
+from ..wire.frames import (
+    CLOSE_WAIT,
+    FRAME_TYPE_ERROR,
+    FRAME_TYPE_RESPONSE,
+    HEARTBEAT_FRAME,
+    OK,
+    OK_FRAME,
+)
 from ..wire.server import ClientState
 from .client_v2 import ClientV2
 from .topic import PutError
@@ -45,7 +52,6 @@ log = logging.getLogger("pnsq.nsqd")
 
 RECEIVE_SIZE = 256 * 1024
 HIGH_WATER = 4 * 1024 * 1024  # stop reading a client whose unsent output passes this
-_OK_FRAME = b"\x00\x00\x00\x06\x00\x00\x00\x00OK"
 
 
 class ConnectionV2:
@@ -177,7 +183,7 @@ class ConnectionV2:
                 interval = client.heartbeat_interval
                 next_heartbeat = trio.current_time() + interval if interval > 0 else math.inf
             elif trio.current_time() >= next_heartbeat:
-                client.out += b"\x00\x00\x00\x0f\x00\x00\x00\x00" + HEARTBEAT
+                client.out += HEARTBEAT_FRAME
                 next_heartbeat += interval
             if client.out:
                 data, client.out = client.out, bytearray()
@@ -195,7 +201,7 @@ class ConnectionV2:
 
     def _respond(self, data: bytes) -> None:
         if data is OK:
-            self.client.out += _OK_FRAME
+            self.client.out += OK_FRAME
         else:
             self.client.send_frame(FRAME_TYPE_RESPONSE, data)
 
@@ -247,7 +253,7 @@ class ConnectionV2:
             self._commit = self.nsqd.disk.ticket()
         counts = self.client.pub_counts
         counts[topic_name] = counts.get(topic_name, 0) + len(bodies)
-        self.client.out += _OK_FRAME
+        self.client.out += OK_FRAME
 
     def _pub(self, command: cmd.Pub, now: float) -> None:
         try:

@@ -30,9 +30,20 @@ def run_tool(name: str, main: ToolMain) -> int:
     """Run ``main`` to its exit code; errors the user can act on become one line on stderr."""
     try:
         return trio.run(_supervise, main)
-    except (NSQError, OSError, ValueError) as exc:
-        print(f"pnsq {name}: {exc}", file=sys.stderr)
+    except Exception as exc:
+        cause = innermost(exc)
+        if not isinstance(cause, NSQError | OSError | ValueError):
+            raise
+        print(f"pnsq {name}: {cause}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def innermost(exc: BaseException) -> BaseException:
+    """The one error inside trio's exception groups: every nursery (ours in ``_supervise``, a
+    tool's own task groups) wraps what crosses it, even a lone exception."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 async def _supervise(main: ToolMain) -> int:

@@ -1,12 +1,15 @@
 """NSQ's wire protocol as a sans-I/O core: no socket, clock or event loop in here.
 
-The server reads commands with ``CommandReader`` and writes frames with ``encode_frame`` /
-``encode_message_frame``; a client writes commands with the ``encode_*`` functions and reads
-frames with ``FrameReader``.
+Every byte layout of NSQ's TCP protocol is written once, here. The server reads commands with
+``CommandReader`` and writes the prebuilt ``*_FRAME`` constants, ``encode_response`` /
+``encode_error`` and ``pack_message_frame_into``. A client drives a ``ClientConnection`` (the
+negotiation, frames to events, heartbeats, its commands). ``mpub.py`` holds the multi-publish
+body that TCP MPUB and HTTP ``/mpub?binary=true`` share.
 """
 
 from __future__ import annotations
 
+from .client import ClientConnection, Phase
 from .commands import (
     MAGIC_V2,
     Auth,
@@ -37,66 +40,102 @@ from .commands import (
     encode_touch,
 )
 from .errors import ProtocolError, error_from_bytes
+from .events import (
+    NEED_DATA,
+    ErrorFrame,
+    Event,
+    Heartbeat,
+    MessageEvent,
+    NeedData,
+    Negotiated,
+    Response,
+)
 from .frames import (
     CLOSE_WAIT,
+    CLOSE_WAIT_FRAME,
     FRAME_TYPE_ERROR,
     FRAME_TYPE_MESSAGE,
     FRAME_TYPE_RESPONSE,
     HEARTBEAT,
+    HEARTBEAT_FRAME,
+    MESSAGE_FRAME_EXTRA,
+    MESSAGE_FRAME_HEADER,
     MSG_HEADER_LENGTH,
     MSG_ID_LENGTH,
     OK,
+    OK_FRAME,
     FrameReader,
     decode_message,
+    encode_error,
     encode_frame,
-    encode_message,
     encode_message_frame,
+    encode_response,
+    pack_message_frame_into,
 )
+from .mpub import decode_mpub_body, encode_mpub_body
 from .names import is_ephemeral, is_valid_channel_name, is_valid_name, is_valid_topic_name
 from .server import ClientState, CommandReader, go_quote, parse_base10
 
 __all__ = [
     "CLOSE_WAIT",
+    "CLOSE_WAIT_FRAME",
     "FRAME_TYPE_ERROR",
     "FRAME_TYPE_MESSAGE",
     "FRAME_TYPE_RESPONSE",
     "HEARTBEAT",
+    "HEARTBEAT_FRAME",
     "MAGIC_V2",
+    "MESSAGE_FRAME_EXTRA",
+    "MESSAGE_FRAME_HEADER",
     "MSG_HEADER_LENGTH",
     "MSG_ID_LENGTH",
+    "NEED_DATA",
     "OK",
+    "OK_FRAME",
     "Auth",
+    "ClientConnection",
     "ClientState",
     "Cls",
     "Command",
     "CommandReader",
     "DPub",
+    "ErrorFrame",
+    "Event",
     "Fin",
     "FrameReader",
+    "Heartbeat",
     "Identify",
     "MPub",
+    "MessageEvent",
+    "NeedData",
+    "Negotiated",
     "Nop",
+    "Phase",
     "ProtocolError",
     "Pub",
     "Rdy",
     "Req",
+    "Response",
     "Sub",
     "Touch",
     "decode_message",
+    "decode_mpub_body",
     "encode",
     "encode_auth",
     "encode_cls",
     "encode_dpub",
+    "encode_error",
     "encode_fin",
     "encode_frame",
     "encode_identify",
-    "encode_message",
     "encode_message_frame",
     "encode_mpub",
+    "encode_mpub_body",
     "encode_nop",
     "encode_pub",
     "encode_rdy",
     "encode_req",
+    "encode_response",
     "encode_sub",
     "encode_touch",
     "error_from_bytes",
@@ -105,5 +144,6 @@ __all__ = [
     "is_valid_channel_name",
     "is_valid_name",
     "is_valid_topic_name",
+    "pack_message_frame_into",
     "parse_base10",
 ]

@@ -1,7 +1,7 @@
 """Client-to-server commands: the events the server reads, and their encoders.
 
 A command is a line ``NAME[ param]*\\n``; PUB, DPUB, IDENTIFY and AUTH add
-``[4-byte size][body]``, MPUB adds ``[4-byte body size][4-byte count]([4-byte size][body])*``.
+``[4-byte size][body]``, MPUB adds ``[4-byte size]`` and the multi-publish body of ``mpub.py``.
 The classes are the events ``CommandReader`` emits; the ``encode_*`` functions build the bytes a
 client sends. Both sides share the classes so that a test can round-trip them.
 """
@@ -14,10 +14,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .mpub import encode_mpub_body
+
 MAGIC_V2 = b"  V2"
 
 _SIZE = struct.Struct(">i")
-_SIZE2 = struct.Struct(">ii")
 
 
 @dataclass(slots=True)
@@ -113,9 +114,7 @@ def encode_pub(topic: str, body: bytes) -> bytes:
 
 
 def encode_mpub(topic: str, bodies: Iterable[bytes]) -> bytes:
-    parts = [_sized(body) for body in bodies]
-    size = 4 + sum(map(len, parts))
-    return b"MPUB %s\n" % topic.encode() + _SIZE2.pack(size, len(parts)) + b"".join(parts)
+    return b"MPUB %s\n" % topic.encode() + _sized(encode_mpub_body(list(bodies)))
 
 
 def encode_dpub(topic: str, delay_ms: int, body: bytes) -> bytes:

@@ -18,12 +18,20 @@ A frame::
                            (uint16)
                             2-byte
                            attempts
+
+The frames a server sends most (OK, heartbeat, CLOSE_WAIT) are prebuilt constants. A message
+frame is one struct pack (everything up to the body) plus the body, appended to the caller's
+output buffer: ``pack_message_frame_into``. nsqd's delivery path spells those two appends out
+inline with ``MESSAGE_FRAME_HEADER`` and ``MESSAGE_FRAME_EXTRA`` to save a Python call per
+message; the tests hold both to the same bytes.
 """
 
 from __future__ import annotations
 
 import struct
 from typing import Final
+
+from .errors import ProtocolError
 
 FRAME_TYPE_RESPONSE: Final = 0
 FRAME_TYPE_ERROR: Final = 1
@@ -37,8 +45,12 @@ OK: Final = b"OK"
 CLOSE_WAIT: Final = b"CLOSE_WAIT"
 
 _FRAME_HEADER = struct.Struct(">iI")
-# A whole message frame header: size, frame type, timestamp, attempts (the id and body follow).
-MESSAGE_FRAME_HEADER: Final = struct.Struct(">iIqH")
+FRAME_HEADER_LENGTH: Final = 8
+
+# A message frame up to its body: size, frame type, timestamp, attempts, id (16 bytes exactly).
+MESSAGE_FRAME_HEADER: Final = struct.Struct(">iIqH16s")
+# What a message frame's size counts besides the body: the frame type and the message header.
+MESSAGE_FRAME_EXTRA: Final = 4 + MSG_HEADER_LENGTH
 _MESSAGE_HEADER = struct.Struct(">qH")
 
 
@@ -46,16 +58,34 @@ def encode_frame(frame_type: int, data: bytes) -> bytes:
     return _FRAME_HEADER.pack(len(data) + 4, frame_type) + data
 
 
-def encode_message_frame(timestamp: int, attempts: int, msg_id: bytes, body: bytes) -> bytes:
-    header = MESSAGE_FRAME_HEADER.pack(
-        len(body) + MSG_HEADER_LENGTH + 4, FRAME_TYPE_MESSAGE, timestamp, attempts
+def encode_response(data: bytes) -> bytes:
+    return _FRAME_HEADER.pack(len(data) + 4, FRAME_TYPE_RESPONSE) + data
+
+
+def encode_error(error: ProtocolError) -> bytes:
+    """The error frame that tells a client about ``error`` (``"<code> <description>"``)."""
+    return encode_frame(FRAME_TYPE_ERROR, error.to_bytes())
+
+
+OK_FRAME: Final = encode_response(OK)
+HEARTBEAT_FRAME: Final = encode_response(HEARTBEAT)
+CLOSE_WAIT_FRAME: Final = encode_response(CLOSE_WAIT)
+
+
+def pack_message_frame_into(
+    buf: bytearray, timestamp: int, attempts: int, msg_id: bytes, body: bytes
+) -> None:
+    """Append a message frame to ``buf``; ``msg_id`` must be 16 bytes."""
+    buf += MESSAGE_FRAME_HEADER.pack(
+        len(body) + MESSAGE_FRAME_EXTRA, FRAME_TYPE_MESSAGE, timestamp, attempts, msg_id
     )
-    return header + msg_id + body
+    buf += body
 
 
-def encode_message(timestamp: int, attempts: int, msg_id: bytes, body: bytes) -> bytes:
-    """The message bytes alone (the frame's data; also the disk record)."""
-    return _MESSAGE_HEADER.pack(timestamp, attempts) + msg_id + body
+def encode_message_frame(timestamp: int, attempts: int, msg_id: bytes, body: bytes) -> bytes:
+    buf = bytearray()
+    pack_message_frame_into(buf, timestamp, attempts, msg_id, body)
+    return bytes(buf)
 
 
 def decode_message(data: bytes) -> tuple[int, int, bytes, bytes]:
@@ -71,6 +101,8 @@ class FrameReader:
 
     Feed bytes with ``receive_data``; ``next_frame`` returns a frame or None when more bytes are
     needed. A size below 4 or above ``max_frame_size`` raises ValueError (the stream is garbage).
+    A client uses ``pnsq.wire.client.ClientConnection``, which adds the protocol on top; this is
+    for tools and tests that look at raw frames.
     """
 
     def __init__(self, max_frame_size: int = 16 * 1024 * 1024) -> None:
@@ -89,7 +121,7 @@ class FrameReader:
         if len(buf) - pos < 8:
             return None
         size, frame_type = _FRAME_HEADER.unpack_from(buf, pos)
-        if size < 4 or size > self.max_frame_size:
+        if size < 4 or size > self.max_frame_size:  # no room for the frame type, or garbage
             raise ValueError(f"invalid frame size {size}")
         end = pos + 4 + size
         if len(buf) < end:

@@ -43,13 +43,13 @@ from .errors import (
     ProtocolError,
 )
 from .frames import MSG_ID_LENGTH
+from .mpub import check_mpub_count, check_mpub_part
 from .names import is_valid_name
 
 MAX_LINE_LENGTH = 16 * 1024  # Go nsqd reads lines through a 16 KiB bufio buffer
 _COMPACT_AT = 256 * 1024
 
 _INT32 = struct.Struct(">i")
-_INT32x2 = struct.Struct(">ii")
 _UINT64_MASK = (1 << 64) - 1
 
 
@@ -330,8 +330,7 @@ class CommandReader:
         if len(buf) < start + 8:
             return None
         (count,) = _INT32.unpack_from(buf, start + 4)
-        if count <= 0 or count > (self.max_body_size - 4) // 5:
-            raise BadBodyError(f"MPUB invalid message count {count}")
+        check_mpub_count(count, self.max_body_size)
         # NSQ reads the parts straight from the stream and never reconciles them with the outer
         # size, so neither do we. The scan of part headers resumes where the last read left it
         # (the buffer before an incomplete command never moves), so a large MPUB costs O(n).
@@ -343,10 +342,7 @@ class CommandReader:
                 self._mpub_scan = (start, pos, i)
                 return None
             (size,) = unpack(buf, pos)
-            if size <= 0:
-                raise BadMessageError(f"MPUB invalid message({i}) body size {size}")
-            if size > max_msg_size:
-                raise BadMessageError(f"MPUB message too big {size} > {max_msg_size}")
+            check_mpub_part(i, size, max_msg_size)
             if have < pos + 4 + size:
                 self._mpub_scan = (start, pos, i)
                 return None

@@ -1,23 +1,35 @@
-"""Server frames on the wire: one table drives ``encode_frame`` and the client's ``FrameReader``."""
+"""Server frames on the wire: one table drives ``encode_frame`` and the client's ``FrameReader``.
+
+The exact bytes are NSQ's: ``[4-byte size][4-byte frame type][data]``, size = len(data) + 4
+(the reference's section 1.1); the message frame's data is timestamp, attempts, id, body.
+"""
 
 from __future__ import annotations
 
 import pytest
 
+from pnsq.nsqd.client_v2 import ClientV2
+from pnsq.nsqd.options import Options
 from pnsq.wire import (
     CLOSE_WAIT,
+    CLOSE_WAIT_FRAME,
     FRAME_TYPE_ERROR,
     FRAME_TYPE_MESSAGE,
     FRAME_TYPE_RESPONSE,
     HEARTBEAT,
+    HEARTBEAT_FRAME,
     MSG_HEADER_LENGTH,
     OK,
+    OK_FRAME,
     FrameReader,
     decode_message,
+    encode_error,
     encode_frame,
-    encode_message,
     encode_message_frame,
+    encode_response,
+    pack_message_frame_into,
 )
+from pnsq.wire.errors import BadTopicError, FinFailedError
 
 MSG_ID = b"0123456789abcdef"
 
@@ -139,7 +151,6 @@ def test_a_frame_of_exactly_max_frame_size_is_accepted() -> None:
 
 def test_message_frame_has_nsqs_exact_layout() -> None:
     assert encode_message_frame(1, 2, MSG_ID, b"hi") == MESSAGE_FRAME
-    assert encode_message(1, 2, MSG_ID, b"hi") == MESSAGE
     assert encode_frame(FRAME_TYPE_MESSAGE, MESSAGE) == MESSAGE_FRAME
 
 
@@ -159,7 +170,7 @@ def test_message_round_trips_through_its_bytes(timestamp: int, attempts: int, bo
     reader.receive_data(frame)
     frame_type, data = reader.next_frame() or (None, b"")
     assert frame_type == FRAME_TYPE_MESSAGE
-    assert data == encode_message(timestamp, attempts, MSG_ID, body)
+    assert data == frame[8:]
     assert decode_message(data) == (timestamp, attempts, MSG_ID, body)
 
 
@@ -167,3 +178,38 @@ def test_message_round_trips_through_its_bytes(timestamp: int, attempts: int, bo
 def test_decode_message_shorter_than_the_header_raises_value_error(length: int) -> None:
     with pytest.raises(ValueError, match=f"^message too short: {length} < 26 bytes$"):
         decode_message(MESSAGE[:length])
+
+
+def test_prebuilt_frames_are_nsqs_bytes() -> None:
+    assert OK_FRAME == b"\x00\x00\x00\x06\x00\x00\x00\x00OK"
+    assert HEARTBEAT_FRAME == b"\x00\x00\x00\x0f\x00\x00\x00\x00_heartbeat_"
+    assert CLOSE_WAIT_FRAME == b"\x00\x00\x00\x0e\x00\x00\x00\x00CLOSE_WAIT"
+    assert encode_response(b'{"a":1}') == b"\x00\x00\x00\x0b\x00\x00\x00\x00" + b'{"a":1}'
+
+
+def test_an_error_frame_carries_code_and_description() -> None:
+    wire = b"\x00\x00\x00\x30\x00\x00\x00\x01" + b'E_BAD_TOPIC PUB topic name "t!" is not valid'
+    assert encode_error(BadTopicError('PUB topic name "t!" is not valid')) == wire
+    assert encode_error(FinFailedError()) == b"\x00\x00\x00\x10\x00\x00\x00\x01E_FIN_FAILED"
+
+
+def test_pack_message_frame_into_appends_to_what_is_buffered() -> None:
+    out = bytearray(OK_FRAME)
+    pack_message_frame_into(out, 1, 2, MSG_ID, b"hi")
+    pack_message_frame_into(out, 1, 2, MSG_ID, b"hi")
+    assert out == OK_FRAME + MESSAGE_FRAME + MESSAGE_FRAME
+
+
+class _Delivery:
+    __slots__ = ("attempts", "body", "id", "timestamp")
+
+    def __init__(self, timestamp: int, attempts: int, msg_id: bytes, body: bytes) -> None:
+        self.timestamp, self.attempts, self.id, self.body = timestamp, attempts, msg_id, body
+
+
+@pytest.mark.parametrize("body", [b"hi", b"", bytes(range(256)) * 300])
+def test_nsqd_delivery_path_writes_the_same_bytes_as_wire(body: bytes) -> None:
+    """nsqd inlines pack_message_frame_into for speed; the bytes must not drift apart."""
+    client = ClientV2(1, ("127.0.0.1", 1), Options())
+    client.send_message(_Delivery(1_700_000_000_000_000_000, 3, MSG_ID, body))
+    assert client.out == encode_message_frame(1_700_000_000_000_000_000, 3, MSG_ID, body)
