@@ -37,6 +37,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--stall-min", type=float, default=0.2)
     parser.add_argument("--stall-max", type=float, default=0.4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--deadline", type=float, default=300.0, help="exit after this long")
     return parser.parse_args()
 
 
@@ -96,6 +97,7 @@ async def main() -> None:
     args = parse()
     relay = Relay(args)
     async with trio.open_nursery() as nursery:
+        nursery.cancel_scope.deadline = trio.current_time() + args.deadline
         for port in args.port:
             listeners = await trio.open_tcp_listeners(port, host=args.listen)
             nursery.start_soon(trio.serve_listeners, partial(relay.handle, port), listeners)
