@@ -16,6 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from cluster_topology import Cluster
+
 
 class Tail:
     """New complete lines of a file that another process appends to."""
@@ -102,9 +104,13 @@ class Ledger:
         }
 
 
-def report(tmp_path: Path, scenario: str, figures: dict[str, Any]) -> None:
-    """Print the scenario's figures (visible with ``-s``) and keep them as JSON in tmp_path."""
-    path = tmp_path / f"cluster-{scenario}.json"
+def report(cluster: Cluster, scenario: str, figures: dict[str, Any]) -> None:
+    """Print the scenario's figures (visible with ``-s``) and keep them as JSON in tmp_path.
+
+    Added to every scenario: how many tracebacks the daemons logged ("internal error": a bug
+    that closed one connection) -- reported, since it is not a loss."""
+    figures["daemon_internal_errors"] = cluster.daemon_log_lines("internal error")
+    path = cluster.tmp_path / f"cluster-{scenario}.json"
     path.write_text(json.dumps(figures, indent=2, sort_keys=True))
     summary = " ".join(f"{k}={v}" for k, v in sorted(figures.items()) if k != "by_nsqd")
     print(f"\nCLUSTER {scenario}: {summary}\nCLUSTER {scenario}: figures in {path}")

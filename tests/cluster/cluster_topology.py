@@ -136,6 +136,11 @@ class Cluster:
 
         wait_for(f"{name} /ping", pinged, START_TIMEOUT)
 
+    def daemon_log_lines(self, text: str) -> int:
+        """Lines containing ``text`` in the logs of every daemon start so far."""
+        logs = [p.log_path for p in self.procs.started if p.name in (*LOOKUPDS, *NSQDS)]
+        return sum(line.count(text) for path in logs for line in path.read_text().splitlines())
+
     def kill9(self, name: str) -> None:
         proc = self.daemons[name]
         proc.signal(signal.SIGKILL)

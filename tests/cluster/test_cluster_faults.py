@@ -67,7 +67,7 @@ def test_partition_nsqd_from_one_lookupd_then_heal(make_cluster: MakeCluster) ->
     }
     steady.stop_consumers()
     fresh.stop_consumers()
-    report(cluster.tmp_path, "3-partition", figures)
+    report(cluster, "3-partition", figures)
     assert figures["steady"]["lost"] == 0
     assert figures["fresh"]["lost"] == 0
     assert figures["consumed_during_partition"] > 1000
@@ -117,7 +117,7 @@ def test_lookupd_killed_discovery_continues_through_the_other(make_cluster: Make
         "all_consumed_after_consumer_start_s": round(last - started, 2),
     }
     load.stop_consumers()
-    report(cluster.tmp_path, "4-kill-lookupd", figures)
+    report(cluster, "4-kill-lookupd", figures)
     assert figures["lost"] == 0
     # each nsqd held a third of the messages: all consumed means all three were found
     assert len(figures["by_nsqd"]) == 3
@@ -158,7 +158,7 @@ def test_delay_and_loss_on_every_link(make_cluster: MakeCluster) -> None:
         "consumer_reconnect_log_lines": sum(reconnects(p) for p in load.consumers),
         "nsqd_read_timeouts": nsqd_logs.count("read timeout"),
     }
-    report(cluster.tmp_path, "5-delay-and-loss", figures)
+    report(cluster, "5-delay-and-loss", figures)
     assert ping_s >= 0.1  # the fault is in place: 50 ms each way
     assert figures["lost"] == 0
     assert figures["acknowledged"] == 8_000

@@ -52,7 +52,7 @@ def test_steady_load_100k_messages(make_cluster: MakeCluster) -> None:
         "producer_retries": summary["retries"],
     }
     load.stop_consumers()
-    report(cluster.tmp_path, "1-steady", figures)
+    report(cluster, "1-steady", figures)
     assert figures["acknowledged"] == 100_000
     assert figures["lost"] == 0
 
@@ -99,7 +99,7 @@ def test_nsqd_killed_mid_load_delivers_its_backlog_after_restart(
     }
     live.stop_consumers()
     late.stop_consumers()
-    report(cluster.tmp_path, "2-kill9-nsqd", figures)
+    report(cluster, "2-kill9-nsqd", figures)
     assert figures["live"]["lost"] == 0
     assert figures["late"]["lost"] == 0
     assert len(backlog) >= acked_before_kill > 0
@@ -124,7 +124,7 @@ def test_rolling_restart_of_every_nsqd(make_cluster: MakeCluster) -> None:
         "consumer_reconnect_log_lines": sum(reconnects(p) for p in load.consumers),
     }
     load.stop_consumers()
-    report(cluster.tmp_path, "7-rolling-restart", figures)
+    report(cluster, "7-rolling-restart", figures)
     assert figures["lost"] == 0
     assert figures["acknowledged"] == 40_000
 
