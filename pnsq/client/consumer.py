@@ -199,14 +199,25 @@ class Consumer:
         )
 
     async def _drain(self) -> None:
-        for conn in self.connections:
-            conn.write(wire.encode_cls())
         with anyio.move_on_after(self.close_timeout):
-            if self._in_flight():
+            async with anyio.create_task_group() as tg:
+                for conn in list(self.connections):
+                    tg.start_soon(self._close_wait, conn)
+            while self._in_flight():
+                self._drained = anyio.Event()
                 await self._drained.wait()
         for conn in list(self.connections):
             with anyio.move_on_after(1.0):
                 await conn.wait_flushed()
+
+    @staticmethod
+    async def _close_wait(conn: Connection) -> None:
+        """CLS, then nsqd's CLOSE_WAIT: the messages nsqd sent before it have all been read and
+        count as in flight, so none is left unanswered (in flight on nsqd until its timeout)."""
+        try:
+            await conn.request(wire.encode_cls())
+        except NSQError:
+            pass  # gone: nsqd times its messages out and delivers them again
 
     def _in_flight(self) -> int:
         return sum(conn.in_flight for conn in self.connections)
