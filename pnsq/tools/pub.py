@@ -23,6 +23,7 @@ import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -193,18 +194,10 @@ class Publisher:
         return EXIT_OK, figures
 
 
-async def publish(options: PubOptions, stop: anyio.Event) -> int:
-    check(options)
-    _, settings = client_setup.parse_go_nsq_options(options.producer_opts, consumer=False)
+async def publish(options: PubOptions, settings: dict[str, Any], fd: int, stop: anyio.Event) -> int:
     config = client_setup.connection_config("pub", settings)
-    fd = os.open(options.input, os.O_RDONLY) if options.input not in ("", "-") else STDIN
-    try:
-        async with ProducerPool(options.nsqd_tcp_addresses, config=config) as pool:
-            publisher = Publisher(pool, options)
-            return await _run(publisher, fd, stop)
-    finally:
-        if fd != STDIN:
-            os.close(fd)
+    async with ProducerPool(options.nsqd_tcp_addresses, config=config) as pool:
+        return await _run(Publisher(pool, options), fd, stop)
 
 
 async def _run(publisher: Publisher, fd: int, stop: anyio.Event) -> int:
@@ -246,4 +239,15 @@ def check(options: PubOptions) -> None:
 
 
 def run(options: PubOptions) -> int:
-    return run_tool("pub", lambda stop: publish(options, stop))
+    try:  # flag mistakes and a missing file: one line before anything starts
+        check(options)
+        _, settings = client_setup.parse_go_nsq_options(options.producer_opts, consumer=False)
+        fd = os.open(options.input, os.O_RDONLY) if options.input not in ("", "-") else STDIN
+    except (ValueError, OSError) as exc:
+        print(f"pnsq pub: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        return run_tool("pub", lambda stop: publish(options, settings, fd, stop))
+    finally:
+        if fd != STDIN:
+            os.close(fd)

@@ -19,9 +19,11 @@ import random
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 
+from .. import wire
 from .._internal import flags
 from .._internal.flags import Flag, flag
 from ..client import Consumer, Message
@@ -121,10 +123,16 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def consumers(options: TailOptions, printer: Printer) -> list[Consumer]:
-    """One consumer per topic; ValueError for missing or conflicting flags."""
+def settings(options: TailOptions) -> tuple[str, dict[str, Any]]:
+    """The channel and the Consumer arguments; ValueError for missing or conflicting flags."""
     if not options.topics:
         raise ValueError("--topic required")
+    channel = options.channel or random_channel()
+    for topic in options.topics:
+        if not wire.is_valid_topic_name(topic):
+            raise ValueError(f"invalid topic name {topic!r}")
+    if not wire.is_valid_channel_name(channel):
+        raise ValueError(f"invalid channel name {channel!r}")
     max_in_flight = options.max_in_flight
     if 0 < options.n < max_in_flight:
         max_in_flight = options.n  # don't ask for more messages than we want
@@ -135,16 +143,16 @@ def consumers(options: TailOptions, printer: Printer) -> list[Consumer]:
         max_in_flight=max_in_flight,
         consumer_opts=options.consumer_opts,
     )
-    channel = options.channel or random_channel()
-    return [
-        Consumer(topic, channel, printer.handler(topic, options.print_topic), **arguments)
-        for topic in options.topics
-    ]
+    return channel, arguments
 
 
 async def tail(options: TailOptions, stop: anyio.Event, fd: int = STDOUT) -> int:
     printer = Printer(fd, options.n)
-    readers = consumers(options, printer)
+    channel, arguments = settings(options)
+    readers = [
+        Consumer(topic, channel, printer.handler(topic, options.print_topic), **arguments)
+        for topic in options.topics
+    ]
     async with anyio.create_task_group() as tg:
         tg.start_soon(printer.run)
         for consumer in readers:
@@ -169,4 +177,9 @@ async def tail(options: TailOptions, stop: anyio.Event, fd: int = STDOUT) -> int
 
 
 def run(options: TailOptions) -> int:
+    try:
+        settings(options)  # flag mistakes: one line before anything starts
+    except ValueError as exc:
+        print(f"pnsq tail: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return run_tool("tail", lambda stop: tail(options, stop))
