@@ -10,6 +10,7 @@ SPEC = Spec(
     options=tail.TailOptions,
     flags=tail.FLAGS,
     run="pnsq.tools.tail:run",
+    program="nsq_tail",
     help="Print a topic's messages to stdout (like nsq_tail).",
     epilog="""\b
 Examples:

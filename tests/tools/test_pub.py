@@ -44,9 +44,7 @@ async def test_pub_a_file_then_tail_it_back(make_nsqd: MakeNSQD, tmp_path: Path)
     sent = lines(12_000)
     path = tmp_path / "input.txt"
     path.write_bytes(b"\n".join(sent[:6000]) + b"\n\n\n" + b"\n".join(sent[6000:]) + b"\n")
-    result = await run(
-        ["pub", "--topic=events", f"--nsqd-tcp-address={address(nsqd)}", f"--input={path}"]
-    )
+    result = await run(["pub", "--topic=events", f"--nsqd-tcp-address={address(nsqd)}", str(path)])
     assert result.returncode == 0, result.stderr
     assert "published 12,000 lines" in stderr_lines(result)[-1]
     assert depth(nsqd, "events") == 12_000  # the empty lines were skipped, nothing sent twice
@@ -177,6 +175,7 @@ async def test_rate_throttles_a_real_run(make_nsqd: MakeNSQD) -> None:
         ),
         (["--topic=t", "--nsqd-tcp-address=127.0.0.1:1", "--input=/no/such/file"], "/no/such/file"),
         (["--topic=bad topic", "--nsqd-tcp-address=127.0.0.1:1"], "invalid topic"),
+        (["--topic=t", "--nsqd-tcp-address=127.0.0.1:1", "--input=a", "b"], "not both"),
     ],
 )
 def test_bad_flags_exit_1_with_one_line(args: list[str], why: str) -> None:
