@@ -137,13 +137,15 @@ class Publisher:
     def __init__(self, pool: ProducerPool, options: PubOptions) -> None:
         self.pool, self.topic = pool, options.topic
         self.throttle = Throttle(options.rate)
-        self.batch = max(1, min(BATCH_MESSAGES, options.rate // 10)) if options.rate else 0
-        self.batch = self.batch or BATCH_MESSAGES
+        # under a rate, batches of a tenth of a second's worth keep the flow even
+        tenth = max(1, options.rate // 10)
+        self.batch = min(BATCH_MESSAGES, tenth) if options.rate else BATCH_MESSAGES
         self.delimiter = options.delimiter.encode()
         self.slots = anyio.Semaphore(IN_FLIGHT_PER_NSQD * len(pool.producers))
         self.read = self.acked = self.failed = 0
         self.finished_input = False
         self.error: NSQError | None = None
+        self.read_error: OSError | None = None
         self.failure = anyio.Event()
 
     async def publish_input(self, fd: int, sending: anyio.abc.TaskGroup) -> None:
@@ -151,15 +153,15 @@ class Publisher:
         splitter = Splitter(self.delimiter)
         in_thread = not stat.S_ISREG(os.fstat(fd).st_mode)  # a pipe or terminal may block
         while not self.failure.is_set():
-            if in_thread:
-                data = await anyio.to_thread.run_sync(
-                    os.read, fd, READ_SIZE, abandon_on_cancel=True
-                )
-            else:
-                data = os.read(fd, READ_SIZE)
+            try:
+                data = await _read(fd, in_thread)
+            except OSError as exc:
+                self.read_error = exc
+                return
+            size = len(splitter.rest) + len(data)  # bounds the length of the lines it gives
             lines = splitter.feed(data) if data else splitter.end()
             self.read += len(lines)
-            for batch in batches(lines, self.batch, len(data) + len(splitter.rest), BATCH_BYTES):
+            for batch in batches(lines, self.batch, size, BATCH_BYTES):
                 await self.throttle.wait(len(batch))
                 await self.slots.acquire()
                 sending.start_soon(self._send, batch)
@@ -189,6 +191,8 @@ class Publisher:
                 f"{lost:,} of {self.read:,} lines were not acknowledged ({self.error}); "
                 f"stopped reading the input; {figures}"
             )
+        if self.read_error is not None:
+            return EXIT_FAILED, f"reading the input failed ({self.read_error}): {figures}"
         if not self.finished_input:
             return EXIT_FAILED, f"interrupted before the end of the input: {figures}"
         return EXIT_OK, figures
@@ -224,6 +228,12 @@ async def _run(publisher: Publisher, fd: int, stop: anyio.Event) -> int:
     return code
 
 
+async def _read(fd: int, in_thread: bool) -> bytes:
+    if in_thread:
+        return await anyio.to_thread.run_sync(os.read, fd, READ_SIZE, abandon_on_cancel=True)
+    return os.read(fd, READ_SIZE)
+
+
 async def _cancel_on(event: anyio.Event, scope: anyio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
@@ -243,6 +253,9 @@ def run(options: PubOptions) -> int:
         check(options)
         _, settings = client_setup.parse_go_nsq_options(options.producer_opts, consumer=False)
         fd = os.open(options.input, os.O_RDONLY) if options.input not in ("", "-") else STDIN
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ValueError(f"{options.input} is a directory")
     except (ValueError, OSError) as exc:
         print(f"pnsq pub: {exc}", file=sys.stderr)
         return EXIT_FAILED

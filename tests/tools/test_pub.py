@@ -16,7 +16,8 @@ import trio.testing
 from lookup_helpers import until
 from tail_pub_helpers import DEADLINE, MakeNSQD, address, depth, pnsq, run, stderr_lines
 
-from pnsq.tools.pub import Splitter, Throttle, batches
+from pnsq.client import ProducerPool
+from pnsq.tools.pub import BATCH_MESSAGES, Publisher, PubOptions, Splitter, Throttle, batches
 
 
 def lines(count: int, prefix: str = "line") -> list[bytes]:
@@ -204,6 +205,14 @@ def test_batches_are_bounded_by_count_and_by_bytes() -> None:
     cut = list(batches(big, 100, 4000, 1000))  # 2 lines of 404 encoded bytes fit in 1000
     assert [len(b) for b in cut] == [2, 2, 2, 2, 2]
     assert [line for b in cut for line in b] == big
+
+
+async def test_batches_are_full_size_unless_a_rate_asks_for_a_tenth_of_a_second() -> None:
+    def batch(rate: int) -> int:
+        return Publisher(ProducerPool(["127.0.0.1:1"]), PubOptions(topic="t", rate=rate)).batch
+
+    assert batch(0) == BATCH_MESSAGES
+    assert (batch(5), batch(20), batch(1000), batch(10**9)) == (1, 2, 100, BATCH_MESSAGES)
 
 
 async def test_throttle_spaces_batches_by_the_rate(autojump_clock: trio.testing.MockClock) -> None:
