@@ -9,7 +9,8 @@ socket read, not one per message.
 
 ``-n N`` stops after N messages in total (across topics; nsq_tail counts per topic); messages
 that arrive after the N-th are requeued at once, not dropped. Ctrl-C or SIGTERM: CLS to every
-nsqd, print and FIN what is in flight, close, exit 0.
+nsqd, print and FIN what is in flight, close, exit 0. When stdout goes away (``| head``), what
+was not written is requeued and tail closes, quietly.
 """
 
 from __future__ import annotations
@@ -170,6 +171,8 @@ async def tail(options: TailOptions, stop: anyio.Event, fd: int = STDOUT) -> int
                 closing.start_soon(consumer.close)
         printer.flush()
         tg.cancel_scope.cancel()
+    if isinstance(printer.error, BrokenPipeError):
+        return EXIT_OK  # the reader went away (``pnsq tail ... | head``): nothing to report
     if printer.error is not None:
         print(f"pnsq tail: writing to stdout: {printer.error}", file=sys.stderr)
         return EXIT_FAILED

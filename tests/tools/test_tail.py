@@ -127,6 +127,26 @@ async def test_sigterm_mid_stream_exits_0_and_leaves_nothing_in_flight(
     assert len(printed) + channel.depth() == published  # printed, or still queued: none lost
 
 
+async def test_a_closed_stdout_requeues_what_was_not_written(make_nsqd: MakeNSQD) -> None:
+    nsqd = await make_nsqd()
+    await publish(nsqd, "events", bodies("m", 300))
+    with trio.fail_after(DEADLINE):
+        process = await trio.lowlevel.open_process(
+            pnsq("tail", "--topic=events", "--channel=c", f"--nsqd-tcp-address={address(nsqd)}"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        assert process.stderr is not None
+        await process.stdout.aclose()  # as ``| head`` does once it has its lines
+        stderr = b"".join([data async for data in process.stderr])
+        assert await process.wait() == 0
+    assert stderr == b""
+    channel = nsqd.topics["events"].channels["c"]
+    await wait_until(lambda: len(channel.in_flight) == 0)
+    assert channel.depth() == 300  # nothing was printed, so nothing was finished
+
+
 @pytest.mark.parametrize(
     ("args", "why"),
     [
