@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shlex
 import signal
 import socket
@@ -95,6 +96,7 @@ def main() -> int:
         nsqd, tcp, http = start_nsqd(shlex.split(args.nsqd_cmd), Path(tmp) / "data", args.lines)
         try:
             pub = [sys.executable, "-m", "pnsq", "pub", f"--topic={TOPIC}"]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             result = subprocess.run(
                 [*pub, f"--nsqd-tcp-address={tcp}", f"--input={path}"],
@@ -103,6 +105,8 @@ def main() -> int:
                 check=False,
             )
             elapsed = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             held = message_count(http)
         finally:
             stop(nsqd)
@@ -111,6 +115,7 @@ def main() -> int:
     print(f"pnsq pub: {args.lines:,} lines of {args.size} B in {elapsed:.2f} s = {rate:,.0f} msg/s")
     print(f"  (process start-up included; target {TARGET:,} msg/s; nsqd holds {held:,} messages)")
     print(f"  its own summary: {summary[0]}")
+    print(f"  pnsq pub's CPU: {cpu:.2f} s = {cpu / args.lines * 1e6:.2f} us per line")
     if result.returncode != 0 or held != args.lines:
         print(f"FAILED: exit code {result.returncode}, {held:,} of {args.lines:,} messages held")
         return 1
