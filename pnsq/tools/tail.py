@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from .. import wire
 from .._internal import flags
@@ -76,6 +77,7 @@ class Printer:
         self._lines: list[bytes] = []
         self._messages: list[Message] = []
         self._wake = anyio.Event()
+        self._writing = anyio.Lock()
 
     def handler(self, topic: str, print_topic: bool) -> Handler:
         prefix = f"{topic} | ".encode() if print_topic else b""
@@ -99,15 +101,21 @@ class Printer:
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
-            self.flush()
+            await self.flush()
 
-    def flush(self) -> None:
-        if not self._messages:
-            return
-        data, messages = b"".join(self._lines), self._messages
-        self._lines, self._messages = [], []
+    async def flush(self) -> None:
+        """Write what is queued (in a thread: a stalled terminal or pipe must not stop the
+        connections' heartbeats), then FIN it; one writer at a time keeps the order."""
+        async with self._writing:
+            if not self._messages:
+                return
+            data, messages = b"".join(self._lines), self._messages
+            self._lines, self._messages = [], []
+            await self._write(data, messages)
+
+    async def _write(self, data: bytes, messages: list[Message]) -> None:
         try:
-            _write_all(self.fd, data)
+            await anyio.to_thread.run_sync(_write_all, self.fd, data)
         except OSError as exc:
             self.error = exc
             self.done.set()
@@ -147,9 +155,10 @@ def settings(options: TailOptions) -> tuple[str, dict[str, Any]]:
     return channel, arguments
 
 
-async def tail(options: TailOptions, stop: anyio.Event, fd: int = STDOUT) -> int:
-    printer = Printer(fd, options.n)
-    channel, arguments = settings(options)
+async def tail(
+    options: TailOptions, channel: str, arguments: dict[str, Any], stop: anyio.Event
+) -> int:
+    printer = Printer(STDOUT, options.n)
     readers = [
         Consumer(topic, channel, printer.handler(topic, options.print_topic), **arguments)
         for topic in options.topics
@@ -169,7 +178,7 @@ async def tail(options: TailOptions, stop: anyio.Event, fd: int = STDOUT) -> int
         async with anyio.create_task_group() as closing:
             for consumer in readers:
                 closing.start_soon(consumer.close)
-        printer.flush()
+        await printer.flush()
         tg.cancel_scope.cancel()
     if isinstance(printer.error, BrokenPipeError):
         return EXIT_OK  # the reader went away (``pnsq tail ... | head``): nothing to report
@@ -181,8 +190,8 @@ async def tail(options: TailOptions, stop: anyio.Event, fd: int = STDOUT) -> int
 
 def run(options: TailOptions) -> int:
     try:
-        settings(options)  # flag mistakes: one line before anything starts
+        channel, arguments = settings(options)  # flag mistakes: one line before anything starts
     except ValueError as exc:
         print(f"pnsq tail: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    return run_tool("tail", lambda stop: tail(options, stop))
+    return run_tool("tail", lambda stop: tail(options, channel, arguments, stop))
