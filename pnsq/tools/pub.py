@@ -132,7 +132,7 @@ class Throttle:
 
 
 class Publisher:
-    """Reads the input and keeps up to ``in_flight`` MPUB batches going through ``pool``."""
+    """Reads the input and keeps up to IN_FLIGHT_PER_NSQD MPUB batches per nsqd in flight."""
 
     def __init__(self, pool: ProducerPool, options: PubOptions) -> None:
         self.pool, self.topic = pool, options.topic
@@ -142,7 +142,7 @@ class Publisher:
         self.batch = min(BATCH_MESSAGES, tenth) if options.rate else BATCH_MESSAGES
         self.delimiter = options.delimiter.encode()
         self.slots = anyio.Semaphore(IN_FLIGHT_PER_NSQD * len(pool.producers))
-        self.read = self.acked = self.failed = 0
+        self.read = self.acked = 0
         self.finished_input = False
         self.error: NSQError | None = None
         self.read_error: OSError | None = None
@@ -173,7 +173,6 @@ class Publisher:
         try:
             await self.pool.multi_publish(self.topic, batch)
         except NSQError as exc:  # every nsqd refused it (or the refusal was final)
-            self.failed += len(batch)
             self.error = self.error or exc
             self.failure.set()
         else:
