@@ -1,0 +1,269 @@
+"""``pnsq to-file``: archive topics to newline-delimited files, like NSQ's nsq_to_file.
+
+One consumer and one ``TopicLogger`` per topic, all in one trio loop. Topics come from
+``--topic``, or (without it) from every lookupd's ``/topics``, polled at once and then every
+``--topic-refresh``, filtered by ``--topic-pattern`` (a regular expression searched in the name,
+as Go's ``regexp.MatchString`` does). Messages are FINed only after their batch is fsynced
+(``to_file_logger``); files are named, rotated and moved as NSQ does (``to_file_files``).
+SIGINT/SIGTERM: the consumers drain (CLS), every batch is synced and FINed, every file closed and
+moved to the output dir, exit 0. SIGHUP closes the current files; the next batch opens new ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import signal
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from .._internal import flags
+from .._internal.flags import Flag, flag
+from ..client import Consumer, NSQError
+from ..client._address import parse_address
+from ..client._http import HTTPConnection
+from . import client_setup as common
+from .runner import run_tool
+from .status import Rate, StatusLine
+from .to_file_files import FileSettings, TopicFiles, filename_template
+from .to_file_logger import TopicLogger
+
+log = logging.getLogger("pnsq.tools.to_file")
+
+
+@dataclass(frozen=True)
+class ToFileOptions:
+    topics: tuple[str, ...] = ()
+    topic_pattern: str = ""
+    topic_refresh: float = 60.0
+    channel: str = "nsq_to_file"
+    nsqd_tcp_addresses: tuple[str, ...] = ()
+    lookupd_http_addresses: tuple[str, ...] = ()
+    consumer_opts: tuple[str, ...] = ()
+    max_in_flight: int = 200
+    http_client_connect_timeout: float = 2.0
+    http_client_request_timeout: float = 5.0
+    output_dir: str = "/tmp"
+    work_dir: str = ""
+    datetime_format: str = "%Y-%m-%d_%H"
+    filename_format: str = "<TOPIC>.<HOST><REV>.<DATETIME>.log"
+    host_identifier: str = ""
+    gzip: bool = False
+    gzip_level: int = 6
+    skip_empty_files: bool = False
+    rotate_size: int = 0
+    rotate_interval: float = 0.0
+    sync_interval: float = 30.0
+    status_interval: float = 10.0
+
+
+# fmt: off
+FLAGS: tuple[Flag, ...] = (
+    common.TOPICS,
+    flag("topic-pattern", flags.string, "only log topics matching this regular expression"),
+    flag("topic-refresh", flags.positive_duration,
+         "how frequently the topic list should be refreshed"),
+    common.CHANNEL,
+    common.NSQD_TCP_ADDRESSES,
+    common.LOOKUPD_HTTP_ADDRESSES,
+    common.CONSUMER_OPT,
+    common.MAX_IN_FLIGHT,
+    flag("http-client-connect-timeout", flags.positive_duration, "timeout for HTTP connect"),
+    flag("http-client-request-timeout", flags.positive_duration, "timeout for HTTP request"),
+    flag("output-dir", flags.string, "directory to write output files to"),
+    flag("work-dir", flags.string,
+         "directory for in-progress files before moving to output-dir", default_text="output-dir"),
+    flag("datetime-format", flags.string,
+         "strftime compatible format for <DATETIME> in filename format"),
+    flag("filename-format", flags.string,
+         "output filename format (<TOPIC>, <HOST>, <PID>, <DATETIME>, <REV> are replaced. "
+         "<REV> is increased when file already exists)"),
+    flag("host-identifier", flags.string, "value to output in log filename in place of "
+         "hostname. <SHORT_HOST> and <HOSTNAME> are valid replacement tokens"),
+    flag("gzip", flags.boolean, "gzip output files", bare=True),
+    flag("gzip-level", flags.integer, "gzip compression level (1-9, 1=BestSpeed, 9=BestCompression)"),
+    flag("skip-empty-files", flags.boolean, "skip writing empty files", bare=True),
+    flag("rotate-size", flags.natural, "rotate the file when it grows bigger than this many bytes"),
+    flag("rotate-interval", flags.duration, "rotate the file every duration (0: never)"),
+    flag("sync-interval", flags.positive_duration, "sync file to disk every duration"),
+    flag("status-interval", flags.duration, "print a status line every duration (0: never)"),
+)
+# fmt: on
+
+
+def finish(options: ToFileOptions) -> ToFileOptions:
+    """NSQ's checks across flags (ValueError with NSQ's wording); work-dir defaults to
+    output-dir."""
+    if not options.channel:
+        raise ValueError("--channel is required")
+    if not 1 <= options.gzip_level <= 9:
+        raise ValueError(f"invalid --gzip-level value ({options.gzip_level}), should be 1-9")
+    if not options.topics and not options.topic_pattern:
+        raise ValueError("--topic or --topic-pattern required")
+    if not options.topics and not options.lookupd_http_addresses:
+        raise ValueError("--lookupd-http-address must be specified when no --topic specified")
+    if options.max_in_flight < 1:
+        raise ValueError("--max-in-flight must be at least 1")
+    try:
+        re.compile(options.topic_pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid --topic-pattern {options.topic_pattern!r}: {exc}") from None
+    options = dataclasses.replace(options, work_dir=options.work_dir or options.output_dir)
+    filename_template(options.filename_format, "t", file_settings(options))  # <REV> check
+    return options
+
+
+def file_settings(options: ToFileOptions) -> FileSettings:
+    return FileSettings(
+        output_dir=options.output_dir,
+        work_dir=options.work_dir or options.output_dir,
+        datetime_format=options.datetime_format,
+        gzip_level=options.gzip_level if options.gzip else 0,
+        rotate_size=options.rotate_size,
+        rotate_interval=options.rotate_interval,
+        skip_empty_files=options.skip_empty_files,
+    )
+
+
+def run(options: ToFileOptions) -> int:
+    try:
+        archiver = Archiver(finish(options))
+    except ValueError as exc:
+        print(f"pnsq to-file: {exc}", file=sys.stderr)
+        return 1
+    return run_tool("to-file", archiver.main)
+
+
+class Archiver:
+    """Every topic being archived: its consumer, its logger, and the topic discovery."""
+
+    def __init__(self, options: ToFileOptions) -> None:
+        self.options = options
+        self.settings = file_settings(options)
+        self.consumer_kwargs = common.consumer_arguments(
+            "to_file",
+            nsqd_tcp_addresses=options.nsqd_tcp_addresses,
+            lookupd_http_addresses=options.lookupd_http_addresses,
+            max_in_flight=options.max_in_flight,
+            consumer_opts=options.consumer_opts,
+        )
+        # an archive never drops a message unwritten; --consumer-opt=max_attempts,N may
+        self.consumer_kwargs.setdefault("max_attempts", 0)
+        self.pattern = re.compile(options.topic_pattern)
+        self.loggers: dict[str, TopicLogger] = {}
+        self._topics: anyio.abc.TaskGroup | None = None
+
+    def written(self) -> int:
+        return sum(logger.written for logger in self.loggers.values())
+
+    def files_written(self) -> int:
+        return sum(len(logger.files.closed_files) for logger in self.loggers.values())
+
+    async def main(self, stop: anyio.Event) -> int:
+        status = StatusLine(self._describe(), interval=self.options.status_interval)
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(status.run)
+            outer.start_soon(self._watch_sighup)
+            async with anyio.create_task_group() as topics:
+                self._topics = topics
+                topics.start_soon(stop.wait)  # keeps the group open while no topic exists yet
+                for topic in self.options.topics:
+                    self.add(topic, stop)
+                if not self.options.topics:
+                    outer.start_soon(self._discover, stop)
+            outer.cancel_scope.cancel()
+        if self.options.status_interval > 0:
+            status.final()
+        return 0
+
+    def add(self, topic: str, stop: anyio.Event) -> None:
+        """Start archiving ``topic`` (unless known, or not matching --topic-pattern)."""
+        if topic in self.loggers or not self.pattern.search(topic) or self._topics is None:
+            return
+        template = filename_template(
+            self.options.filename_format,
+            topic,
+            self.settings,
+            host_identifier=self.options.host_identifier,
+        )
+        logger = TopicLogger(
+            TopicFiles(template, self.settings),
+            max_in_flight=self.options.max_in_flight,
+            sync_interval=self.options.sync_interval,
+        )
+        consumer = Consumer(topic, self.options.channel, logger.handle, **self.consumer_kwargs)
+        logger.consumer = consumer
+        self.loggers[topic] = logger
+        self._topics.start_soon(_archive, consumer, logger, stop)
+
+    async def _discover(self, stop: anyio.Event) -> None:
+        while not stop.is_set():
+            for topic in await self._lookupd_topics():
+                if stop.is_set():
+                    return
+                try:
+                    self.add(topic, stop)
+                except ValueError as exc:
+                    log.warning("cannot archive topic %r: %s", topic, exc)
+            with anyio.move_on_after(self.options.topic_refresh):
+                await stop.wait()
+
+    async def _lookupd_topics(self) -> set[str]:
+        found: set[str] = set()
+        for address in self.options.lookupd_http_addresses:
+            connection = HTTPConnection(
+                *parse_address(address, 4161), timeout=self.options.http_client_request_timeout
+            )
+            try:
+                status, body = await connection.request("GET", "/topics")
+                if status != 200:
+                    raise NSQError(f"HTTP {status}")
+                found.update(_topics_of(json.loads(body)))
+            except (NSQError, ValueError, KeyError, TypeError) as exc:
+                log.warning("could not retrieve topic list from %s: %s", address, exc)
+            finally:
+                await connection.aclose()
+        return found
+
+    async def _watch_sighup(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGHUP) as signals:
+            async for _ in signals:
+                for logger in self.loggers.values():
+                    logger.reopen()
+
+    def _describe(self) -> Any:
+        rate = Rate()
+
+        def describe(elapsed: float) -> str:
+            written = self.written()
+            return (
+                f"to-file: {written:,} messages ({rate.update(written):,.0f}/s), "
+                f"{self.files_written()} files done, {len(self.loggers)} topics"
+            )
+
+        return describe
+
+
+def _topics_of(answer: Any) -> list[str]:
+    """``{"topics": [...]}``, or the old ``{"data": {"topics": [...]}}``."""
+    if "topics" not in answer and "data" in answer:
+        answer = answer["data"]
+    return [str(topic) for topic in answer["topics"] or ()]
+
+
+async def _archive(consumer: Consumer, logger: TopicLogger, stop: anyio.Event) -> None:
+    """Consume and log one topic until ``stop``; then drain, sync, and close its file."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consumer.run)
+        tg.start_soon(logger.run)
+        await stop.wait()
+        logger.start_closing()
+        await consumer.close()
+        await logger.aclose()
+        tg.cancel_scope.cancel()

@@ -1,0 +1,128 @@
+"""One topic of ``pnsq to-file``: messages become lines in a buffer and are FINed only after the
+batch holding them is written and fsynced.
+
+The consumer's handler does no I/O: it turns off auto-response, appends ``body + "\\n"`` to the
+open batch and keeps the message. A sync swaps the batch out, hands it to a worker thread
+(``TopicFiles.sync``: write, gzip member, fsync, rotation -- one thread hop per batch) and then
+FINs every message of it, so a crash loses nothing that was FINed and redelivers what was not.
+Meanwhile the next batch fills, so disk and network overlap.
+
+A sync starts when the batch is big enough, when ``--sync-interval`` has passed (NSQ's ticker,
+which also rotates by time or name), or when the consumer is starved: nsqd sends no more than
+RDY messages, so a batch must never wait for more than the consumer may hold. The count bound is
+85% of a connection's share of ``--max-in-flight`` (go-nsq's "starved" line); a slow poll of
+``is_starved()`` covers RDY moving between connections.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import anyio
+import anyio.to_thread
+
+from ..client import Consumer, Message
+from .to_file_files import TopicFiles
+
+BATCH_BYTES = 8 * 1024 * 1024
+STARVED_POLL = 0.1  # seconds between is_starved() checks while a batch waits
+
+
+class TopicLogger:
+    def __init__(
+        self,
+        files: TopicFiles,
+        *,
+        max_in_flight: int,
+        sync_interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.files, self.max_in_flight = files, max_in_flight
+        self.sync_interval, self.clock = sync_interval, clock
+        self.consumer: Consumer | None = None
+        self.written = 0  # messages written, fsynced and FINed
+        self._buffer = bytearray()
+        self._batch: list[Message] = []
+        self._count_limit = max(1, int(max_in_flight * 0.85))
+        self._byte_limit = BATCH_BYTES
+        self._due = anyio.Event()
+        self._closing = False
+        self._close_file = False
+        self._lock = anyio.Lock()  # one sync at a time: batches reach the file in order
+
+    async def handle(self, message: Message) -> None:
+        """The consumer's handler: add the message to the open batch (no I/O, no await)."""
+        message.disable_auto_response()
+        buffer = self._buffer
+        buffer += message.body
+        buffer += b"\n"
+        batch = self._batch
+        batch.append(message)
+        if len(batch) >= self._count_limit or len(buffer) >= self._byte_limit:
+            self._due.set()
+
+    def reopen(self) -> None:
+        """SIGHUP: sync, close the file (moving it to the output dir); the next batch opens a
+        new one."""
+        self._close_file = True
+        self._due.set()
+
+    async def run(self) -> None:
+        """Sync batches until cancelled (call ``aclose`` first to flush the last one)."""
+        self._set_limits()
+        next_tick = self.clock() + self.sync_interval
+        while True:
+            now = self.clock()
+            wake = min(next_tick, self.files.rotation_due())
+            if self._batch:
+                wake = min(wake, now + STARVED_POLL)
+            with anyio.move_on_after(max(0.0, wake - now)):
+                await self._due.wait()
+            now = self.clock()
+            tick = now >= min(next_tick, self.files.rotation_due())
+            if tick:
+                next_tick = now + self.sync_interval
+            if tick or self._due.is_set() or (self._batch and self._starved()):
+                await self.sync(tick=tick)
+
+    def start_closing(self) -> None:
+        """From now on every message is synced at once (the consumer is draining)."""
+        self._closing = True
+        self._count_limit = 1
+        self._due.set()
+
+    async def aclose(self) -> None:
+        """Sync what is left, then close the file (moving it to the output dir)."""
+        self._close_file = True
+        await self.sync()
+
+    async def sync(self, *, tick: bool = False) -> None:
+        async with self._lock:
+            data, batch = self._buffer, self._batch
+            self._buffer, self._batch = bytearray(), []
+            self._due = anyio.Event()
+            close, self._close_file = self._close_file, False
+            if not batch and not tick and not close:
+                return
+            await anyio.to_thread.run_sync(
+                lambda: self.files.sync(data, tick=tick, close=close)
+            )
+            for message in batch:
+                message.finish()
+            self.written += len(batch)
+            self._set_limits()
+
+    def _starved(self) -> bool:
+        return self.consumer is not None and self.consumer.is_starved()
+
+    def _set_limits(self) -> None:
+        if self._closing:
+            return
+        connections = len(self.consumer.connections) if self.consumer is not None else 1
+        share = self.max_in_flight / max(1, connections)
+        self._count_limit = max(1, min(self.max_in_flight // 2, int(share * 0.85)))
+        rotate_size = self.files.settings.rotate_size
+        if rotate_size:
+            left = rotate_size - self.files.size if self.files.size <= rotate_size else rotate_size
+            self._byte_limit = max(1, min(BATCH_BYTES, left + 1))
