@@ -7,7 +7,8 @@ Starts one pnsq nsqd subprocess (like bench/run.py: on 127.0.0.1, pinned to the 
 stopped by its PID), preloads ``--messages`` bodies of ``--size`` bytes with MPUB, then runs
 ``pnsq to-file`` as a process (pinned to the second CPU, ``--max-in-flight`` 2500) and polls
 nsqd's /stats until the channel is empty with nothing in flight. Prints msg/s (messages FINed,
-i.e. written and fsynced, per second of the tool's run) and checks the output line count.
+i.e. written and fsynced, per second of the tool's run), the tool's CPU time (a steadier
+figure on a busy machine) and checks the output line count.
 The run is bounded by ``--timeout``; the tool is stopped with SIGTERM by its PID.
 """
 
@@ -17,6 +18,7 @@ import argparse
 import gzip
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -67,10 +69,8 @@ def channel_stats(nsqd: Nsqd) -> dict[str, int]:
 def count_lines(directory: Path) -> int:
     lines = 0
     for path in directory.iterdir():
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as file:
-            for chunk in iter(lambda f=file: f.read(1 << 20), b""):
-                lines += chunk.count(b"\n")
+        data = path.read_bytes()
+        lines += (gzip.decompress(data) if path.suffix == ".gz" else data).count(b"\n")
     return lines
 
 
@@ -100,6 +100,7 @@ def main() -> int:
                 f"--output-dir={root / 'out'}", f"--max-in-flight={args.max_in_flight}",
                 "--status-interval=0s", *(["--gzip"] if args.gzip else []),
             ]  # fmt: skip
+            nsqd_cpu = nsqd.cpu_seconds()
             started = time.perf_counter()
             tool = subprocess.Popen(argv, stderr=(root / "tool.log").open("wb"))
             if cpus:
@@ -112,13 +113,19 @@ def main() -> int:
                     return 1
                 time.sleep(0.05)  # polling another process's /stats, bounded by the deadline
             elapsed = time.perf_counter() - started  # includes the tool's start-up
+            nsqd_cpu = nsqd.cpu_seconds() - nsqd_cpu
             tool.send_signal(signal.SIGTERM)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             code = tool.wait(30)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
             lines = count_lines(root / "out")
             print(
                 f"pnsq to-file: {args.messages / elapsed:,.0f} msg/s "
                 f"({args.messages:,} in {elapsed:.2f} s, start-up included; "
-                f"{'gzip' if args.gzip else 'plain'}); exit {code}; {lines:,} lines on disk"
+                f"{'gzip' if args.gzip else 'plain'}); exit {code}; {lines:,} lines on disk; "
+                f"tool CPU {cpu:.2f} s = {args.messages / cpu:,.0f} msg per CPU second; "
+                f"nsqd CPU {nsqd_cpu:.2f} s"
             )
             return 0 if code == 0 and lines >= args.messages else 1
         finally:

@@ -8,10 +8,12 @@ FINs every message of it, so a crash loses nothing that was FINed and redelivers
 Meanwhile the next batch fills, so disk and network overlap.
 
 A sync starts when the batch is big enough, when ``--sync-interval`` has passed (NSQ's ticker,
-which also rotates by time or name), or when the consumer is starved: nsqd sends no more than
-RDY messages, so a batch must never wait for more than the consumer may hold. The count bound is
-85% of a connection's share of ``--max-in-flight`` (go-nsq's "starved" line); a slow poll of
-``is_starved()`` covers RDY moving between connections.
+which also rotates by time or name), when the consumer is starved (nsqd sends no more than RDY
+messages, so a batch must never wait for more than the consumer may hold), or when no message
+arrived for ``IDLE_POLL`` (NSQ would keep the tail of a burst unsynced and in flight until the
+next tick, 30 s by default). The count bound is half of ``--max-in-flight`` and at most 85% of
+a connection's share of it (go-nsq's "starved" line), so the next batch fills while one syncs;
+the slow poll of ``is_starved()`` covers RDY moving between connections.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ..client import Consumer, Message
 from .to_file_files import TopicFiles
 
 BATCH_BYTES = 8 * 1024 * 1024
-STARVED_POLL = 0.1  # seconds between is_starved() checks while a batch waits
+IDLE_POLL = 0.1  # seconds between checks for a quiet topic or a starved consumer
 
 
 class TopicLogger:
@@ -46,7 +48,8 @@ class TopicLogger:
         self._batch: list[Message] = []
         self._count_limit = max(1, int(max_in_flight * 0.85))
         self._byte_limit = BATCH_BYTES
-        self._due = anyio.Event()
+        self._wake = anyio.Event()
+        self._full = False  # the open batch is due for a sync
         self._closing = False
         self._close_file = False
         self._lock = anyio.Lock()  # one sync at a time: batches reach the file in order
@@ -54,43 +57,54 @@ class TopicLogger:
     async def handle(self, message: Message) -> None:
         """The consumer's handler: add the message to the open batch (no I/O, no await)."""
         message.disable_auto_response()
+        batch = self._batch
+        if not batch:
+            self._wake.set()  # the syncer starts watching this batch
+        batch.append(message)
         buffer = self._buffer
         buffer += message.body
         buffer += b"\n"
-        batch = self._batch
-        batch.append(message)
-        if len(batch) >= self._count_limit or len(buffer) >= self._byte_limit:
-            self._due.set()
+        if (len(batch) >= self._count_limit or len(buffer) >= self._byte_limit) and not self._full:
+            self._full = True
+            self._wake.set()
 
     def reopen(self) -> None:
         """SIGHUP: sync, close the file (moving it to the output dir); the next batch opens a
         new one."""
         self._close_file = True
-        self._due.set()
+        self._wake.set()
 
     async def run(self) -> None:
         """Sync batches until cancelled (call ``aclose`` first to flush the last one)."""
         self._set_limits()
         next_tick = self.clock() + self.sync_interval
+        seen = 0  # batch size at the last poll: unchanged means the topic went quiet
         while True:
             now = self.clock()
             wake = min(next_tick, self.files.rotation_due())
             if self._batch:
-                wake = min(wake, now + STARVED_POLL)
+                wake = min(wake, now + IDLE_POLL)
             with anyio.move_on_after(max(0.0, wake - now)):
-                await self._due.wait()
+                await self._wake.wait()
+            self._wake = anyio.Event()  # what woke us is in the flags read below
             now = self.clock()
             tick = now >= min(next_tick, self.files.rotation_due())
             if tick:
                 next_tick = now + self.sync_interval
-            if tick or self._due.is_set() or (self._batch and self._starved()):
+            pending = len(self._batch)
+            polled = now >= wake and pending and (pending == seen or self._starved())
+            if tick or polled or self._full or self._close_file:
                 await self.sync(tick=tick)
+                seen = 0
+            else:
+                seen = pending
 
     def start_closing(self) -> None:
         """From now on every message is synced at once (the consumer is draining)."""
         self._closing = True
         self._count_limit = 1
-        self._due.set()
+        self._full = bool(self._batch)
+        self._wake.set()
 
     async def aclose(self) -> None:
         """Sync what is left, then close the file (moving it to the output dir)."""
@@ -100,14 +114,11 @@ class TopicLogger:
     async def sync(self, *, tick: bool = False) -> None:
         async with self._lock:
             data, batch = self._buffer, self._batch
-            self._buffer, self._batch = bytearray(), []
-            self._due = anyio.Event()
+            self._buffer, self._batch, self._full = bytearray(), [], False
             close, self._close_file = self._close_file, False
             if not batch and not tick and not close:
                 return
-            await anyio.to_thread.run_sync(
-                lambda: self.files.sync(data, tick=tick, close=close)
-            )
+            await anyio.to_thread.run_sync(lambda: self.files.sync(data, tick=tick, close=close))
             for message in batch:
                 message.finish()
             self.written += len(batch)
@@ -121,7 +132,7 @@ class TopicLogger:
             return
         connections = len(self.consumer.connections) if self.consumer is not None else 1
         share = self.max_in_flight / max(1, connections)
-        self._count_limit = max(1, min(self.max_in_flight // 2, int(share * 0.85)))
+        self._count_limit = max(1, min(self.max_in_flight // 4, int(share * 0.85)))
         rotate_size = self.files.settings.rotate_size
         if rotate_size:
             left = rotate_size - self.files.size if self.files.size <= rotate_size else rotate_size
