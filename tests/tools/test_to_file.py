@@ -135,7 +135,8 @@ async def test_messages_reach_the_file_in_order_and_are_fined_only_after_fsync(
         await wait_until(lambda: depth_and_in_flight(nsqd) == (0, 0))
     assert lines(out) == sent
     [path] = files(out)
-    assert path.name.startswith("t.") and path.name.endswith(".log")
+    assert path.name.startswith("t.")
+    assert path.name.endswith(".log")
 
 
 async def test_rotate_size_starts_a_new_file_once_one_grows_past_the_size(
@@ -269,7 +270,9 @@ def test_bad_flags_are_one_line_and_exit_1(
 # -- as a process ---------------------------------------------------------------------------
 
 
-def start_tool(nsqd: NSQD, out: Path, work: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+def start_tool(
+    nsqd: NSQD, out: Path, work: Path, log: Path, *extra: str
+) -> subprocess.Popen[bytes]:
     argv = [
         sys.executable, "-m", "pnsq", "to-file", "--topic=t", f"--nsqd-tcp-address={tcp(nsqd)}",
         f"--output-dir={out}", f"--work-dir={work}", "--status-interval=0s", "--max-in-flight=500",
@@ -332,3 +335,23 @@ async def test_sigterm_finishes_every_batch_moves_files_and_exits_0(
     assert files(work) == []
     assert lines(out) == sent
     assert depth_and_in_flight(nsqd) == (0, 0)
+
+
+async def test_sighup_closes_the_current_file_into_the_output_dir_and_keeps_going(
+    make_nsqd: Any, tmp_path: Path
+) -> None:
+    nsqd = await make_nsqd()
+    out, work, log = tmp_path / "out", tmp_path / "work", tmp_path / "tool.log"
+    tool = start_tool(nsqd, out, work, log)
+    try:
+        await publish(nsqd, bodies(10, b"a"))
+        await wait_until(lambda: len(lines(work)) == 10)
+        os.kill(tool.pid, signal.SIGHUP)
+        await wait_until(lambda: files(work) == [] and len(lines(out)) == 10)
+        await publish(nsqd, bodies(10, b"b"))
+        await wait_until(lambda: len(lines(work)) == 10)
+    finally:
+        assert await stop_tool(tool, signal.SIGTERM) == 0, log.read_text()
+    first, second = files(out)
+    assert first.read_bytes().splitlines() == bodies(10, b"a")
+    assert second.read_bytes().splitlines() == bodies(10, b"b")
