@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from .. import wire
 from .._internal import flags
 from .._internal.flags import Flag, flag
 from ..client import Consumer, NSQError
@@ -104,6 +105,11 @@ def finish(options: ToFileOptions) -> ToFileOptions:
         raise ValueError("--channel is required")
     if not 1 <= options.gzip_level <= 9:
         raise ValueError(f"invalid --gzip-level value ({options.gzip_level}), should be 1-9")
+    for topic in options.topics:
+        if not wire.is_valid_topic_name(topic):
+            raise ValueError(f"invalid --topic name {topic!r}")
+    if not wire.is_valid_channel_name(options.channel):
+        raise ValueError(f"invalid --channel name {options.channel!r}")
     if not options.topics and not options.topic_pattern:
         raise ValueError("--topic or --topic-pattern required")
     if not options.topics and not options.lookupd_http_addresses:
@@ -116,7 +122,21 @@ def finish(options: ToFileOptions) -> ToFileOptions:
         raise ValueError(f"invalid --topic-pattern {options.topic_pattern!r}: {exc}") from None
     options = dataclasses.replace(options, work_dir=options.work_dir or options.output_dir)
     filename_template(options.filename_format, "t", file_settings(options))  # <REV> check
+    _consumer_arguments(options)  # addresses and --consumer-opt names
     return options
+
+
+def _consumer_arguments(options: ToFileOptions) -> dict[str, Any]:
+    kwargs = common.consumer_arguments(
+        "to_file",
+        nsqd_tcp_addresses=options.nsqd_tcp_addresses,
+        lookupd_http_addresses=options.lookupd_http_addresses,
+        max_in_flight=options.max_in_flight,
+        consumer_opts=options.consumer_opts,
+    )
+    # an archive never drops a message unwritten; --consumer-opt=max_attempts,N may
+    kwargs.setdefault("max_attempts", 0)
+    return kwargs
 
 
 def file_settings(options: ToFileOptions) -> FileSettings:
@@ -146,15 +166,7 @@ class Archiver:
     def __init__(self, options: ToFileOptions) -> None:
         self.options = options
         self.settings = file_settings(options)
-        self.consumer_kwargs = common.consumer_arguments(
-            "to_file",
-            nsqd_tcp_addresses=options.nsqd_tcp_addresses,
-            lookupd_http_addresses=options.lookupd_http_addresses,
-            max_in_flight=options.max_in_flight,
-            consumer_opts=options.consumer_opts,
-        )
-        # an archive never drops a message unwritten; --consumer-opt=max_attempts,N may
-        self.consumer_kwargs.setdefault("max_attempts", 0)
+        self.consumer_kwargs = _consumer_arguments(options)
         self.pattern = re.compile(options.topic_pattern)
         self.loggers: dict[str, TopicLogger] = {}
         self._topics: anyio.abc.TaskGroup | None = None
@@ -166,6 +178,18 @@ class Archiver:
         return sum(len(logger.files.closed_files) for logger in self.loggers.values())
 
     async def main(self, stop: anyio.Event) -> int:
+        try:
+            return await self._main(stop)
+        except BaseExceptionGroup as group:
+            # task groups wrap the error (and the runner's own nursery would wrap it again):
+            # say the cause in one line here; unFINed messages go back to nsqd on their timeout
+            cause = _first_error(group)
+            if cause is None:
+                raise
+            print(f"pnsq to-file: {cause}", file=sys.stderr)
+            return 1
+
+    async def _main(self, stop: anyio.Event) -> int:
         status = StatusLine(self._describe(), interval=self.options.status_interval)
         async with anyio.create_task_group() as outer:
             outer.start_soon(status.run)
@@ -244,10 +268,22 @@ class Archiver:
             written = self.written()
             return (
                 f"to-file: {written:,} messages ({rate.update(written):,.0f}/s), "
-                f"{self.files_written()} files done, {len(self.loggers)} topics"
+                f"{self.files_written()} files done, {len(self.loggers)} topic(s)"
             )
 
         return describe
+
+
+def _first_error(group: BaseExceptionGroup[Any]) -> BaseException | None:
+    """The first error a user can act on (disk, nsqd, bad value) inside nested groups."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_error(exc)
+            if found is not None:
+                return found
+        elif isinstance(exc, OSError | ValueError | NSQError):
+            return exc
+    return None
 
 
 def _topics_of(answer: Any) -> list[str]:

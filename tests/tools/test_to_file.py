@@ -256,6 +256,8 @@ async def test_topic_pattern_picks_up_a_matching_topic_created_later(
         ({"topics": (), "topic_pattern": "x"}, "--lookupd-http-address must be specified"),
         ({"gzip": True, "filename_format": "<TOPIC>.log"}, "missing <REV> in --filename-format"),
         ({"topic_pattern": "("}, "invalid --topic-pattern"),
+        ({"topics": ("no spaces",)}, "invalid --topic name 'no spaces'"),
+        ({"channel": "a/b"}, "invalid --channel name 'a/b'"),
         ({"nsqd_tcp_addresses": ()}, "--nsqd-tcp-address or --lookupd-http-address required"),
     ],
 )
@@ -355,3 +357,21 @@ async def test_sighup_closes_the_current_file_into_the_output_dir_and_keeps_goin
     first, second = files(out)
     assert first.read_bytes().splitlines() == bodies(10, b"a")
     assert second.read_bytes().splitlines() == bodies(10, b"b")
+
+
+async def test_an_unwritable_output_dir_is_one_line_exit_1_and_nothing_is_fined(
+    make_nsqd: Any, tmp_path: Path
+) -> None:
+    nsqd = await make_nsqd()
+    not_a_dir, log = tmp_path / "file", tmp_path / "tool.log"
+    not_a_dir.write_text("")
+    tool = start_tool(nsqd, not_a_dir / "out", not_a_dir / "out", log)
+    try:
+        await publish(nsqd, [b"kept"])
+        with trio.fail_after(30):
+            code = await trio.to_thread.run_sync(tool.wait)
+    finally:
+        await stop_tool(tool, signal.SIGKILL)
+    assert code == 1
+    assert log.read_text().startswith("pnsq to-file: [Errno 20] Not a directory")
+    assert sum(depth_and_in_flight(nsqd)) == 1
