@@ -241,9 +241,10 @@ class Archiver:
     async def _lookupd_topics(self) -> set[str]:
         found: set[str] = set()
         for address in self.options.lookupd_http_addresses:
-            connection = HTTPConnection(
-                *parse_address(address, 4161), timeout=self.options.http_client_request_timeout
-            )
+            timeout = (
+                self.options.http_client_connect_timeout + self.options.http_client_request_timeout
+            )  # one deadline for the whole exchange: connecting, then the request
+            connection = HTTPConnection(*parse_address(address, 4161), timeout=timeout)
             try:
                 status, body = await connection.request("GET", "/topics")
                 if status != 200:
