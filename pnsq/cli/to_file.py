@@ -1,8 +1,8 @@
-"""``pnsq to-file``: its flags are ``pnsq.tools.to_file.FLAGS``."""
+"""``pnsq to-file``: its flags are ``pnsq.tools.to_file_options.FLAGS``."""
 
 from __future__ import annotations
 
-from ..tools import to_file
+from ..tools import to_file_options as to_file
 from .table import Spec, build_command
 
 SPEC = Spec(

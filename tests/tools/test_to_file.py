@@ -31,8 +31,9 @@ from client.client_helpers import lookupd_http, tcp, wait_until
 from pnsq.client import Producer
 from pnsq.nsqd.nsqd import NSQD
 from pnsq.tools import to_file
-from pnsq.tools.to_file import Archiver, ToFileOptions
+from pnsq.tools.to_file import Archiver
 from pnsq.tools.to_file_files import FileSettings, TopicFiles, filename_template
+from pnsq.tools.to_file_options import ToFileOptions
 
 
 def options(nsqd: NSQD, out: Path, **extra: Any) -> ToFileOptions:
