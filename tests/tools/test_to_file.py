@@ -26,6 +26,7 @@ from typing import Any
 import anyio
 import pytest
 import trio
+import trio.testing
 from client.client_helpers import lookupd_http, tcp, wait_until
 
 from pnsq.client import Producer
@@ -33,6 +34,7 @@ from pnsq.nsqd.nsqd import NSQD
 from pnsq.tools import to_file
 from pnsq.tools.to_file import Archiver
 from pnsq.tools.to_file_files import FileSettings, TopicFiles, filename_template
+from pnsq.tools.to_file_logger import TopicLogger
 from pnsq.tools.to_file_options import ToFileOptions
 
 
@@ -376,3 +378,52 @@ async def test_an_unwritable_output_dir_is_one_line_exit_1_and_nothing_is_fined(
     assert code == 1
     assert log.read_text().startswith("pnsq to-file: [Errno 20] Not a directory")
     assert sum(depth_and_in_flight(nsqd)) == 1
+
+
+@pytest.mark.parametrize(("skip_empty", "expected"), [(False, 1), (True, 0)])
+async def test_a_sync_tick_without_messages_opens_an_empty_file_unless_skip_empty_files(
+    autojump_clock: trio.testing.MockClock, out: Path, skip_empty: bool, expected: int
+) -> None:
+    settings = FileSettings(output_dir=str(out), work_dir=str(out), skip_empty_files=skip_empty)
+    files_ = TopicFiles(filename_template("<TOPIC>.log", "t", settings), settings)
+    logger = TopicLogger(files_, max_in_flight=10, sync_interval=30.0, clock=trio.current_time)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(logger.run)
+        await trio.sleep(29)
+        assert files(out) == []
+        await trio.sleep(2)  # past NSQ's ticker: rotation "due" for a file never opened
+        nursery.cancel_scope.cancel()
+    assert len(files(out)) == expected
+    await logger.aclose()
+
+
+class FakeMessage:
+    def __init__(self, body: bytes) -> None:
+        self.body, self.finished = body, False
+
+    def disable_auto_response(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        self.finished = True
+
+
+async def test_the_tail_of_a_burst_is_synced_when_the_topic_goes_quiet_not_at_the_tick(
+    out: Path,
+) -> None:
+    settings = FileSettings(output_dir=str(out), work_dir=str(out))
+    files_ = TopicFiles(filename_template("<TOPIC>.log", "t", settings), settings)
+    logger = TopicLogger(files_, max_in_flight=200, sync_interval=30.0, clock=trio.current_time)
+    burst = [FakeMessage(b) for b in bodies(3)]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(logger.run)
+        started = trio.current_time()
+        for message in burst:
+            await logger.handle(message)  # type: ignore[arg-type]
+        await trio.sleep(0.02)
+        assert not any(m.finished for m in burst)  # the burst may go on: no fsync yet
+        await wait_until(lambda: all(m.finished for m in burst), 5)
+        assert trio.current_time() - started < 5  # the 30 s tick did not do it
+        assert lines(out) == bodies(3)
+        nursery.cancel_scope.cancel()
+    await logger.aclose()
