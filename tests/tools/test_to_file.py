@@ -427,3 +427,30 @@ async def test_the_tail_of_a_burst_is_synced_when_the_topic_goes_quiet_not_at_th
         assert lines(out) == bodies(3)
         nursery.cancel_scope.cancel()
     await logger.aclose()
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 3, 200])
+async def test_two_topics_from_two_nsqds_each_get_their_file_whatever_max_in_flight(
+    make_nsqd: Any, out: Path, max_in_flight: int
+) -> None:
+    nsqds = [await make_nsqd(), await make_nsqd()]
+    opts = options(
+        nsqds[0],
+        out,
+        topics=("a", "b"),
+        nsqd_tcp_addresses=tuple(tcp(n) for n in nsqds),
+        max_in_flight=max_in_flight,
+        sync_interval=3600.0,
+        # with RDY below the connection count, RDY moves to an idle nsqd's neighbour sooner
+        consumer_opts=("low_rdy_idle_timeout,200ms", "rdy_redistribute_interval,100ms"),
+    )
+    async with archiving(opts):
+        for n, nsqd in enumerate(nsqds):
+            await publish(nsqd, bodies(200, b"a%d-" % n), topic="a")
+            await publish(nsqd, bodies(200, b"b%d-" % n), topic="b")
+        await wait_until(
+            lambda: all(depth_and_in_flight(n, t) == (0, 0) for n in nsqds for t in "ab"), 30
+        )
+    a, b = files(out)
+    assert sorted(a.read_bytes().splitlines()) == bodies(200, b"a0-") + bodies(200, b"a1-")
+    assert sorted(b.read_bytes().splitlines()) == bodies(200, b"b0-") + bodies(200, b"b1-")
