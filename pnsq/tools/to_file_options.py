@@ -113,6 +113,9 @@ def consumer_arguments(options: ToFileOptions) -> dict[str, Any]:
     )
     # an archive never drops a message unwritten; --consumer-opt=max_attempts,N may
     kwargs.setdefault("max_attempts", 0)
+    # --max-in-flight wins over --consumer-opt=max_in_flight (as in nsq_to_file): the batches
+    # are sized from it
+    kwargs["max_in_flight"] = options.max_in_flight
     return kwargs
 
 
