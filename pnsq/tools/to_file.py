@@ -16,6 +16,7 @@ import logging
 import re
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -144,7 +145,7 @@ class Archiver:
                 for logger in self.loggers.values():
                     logger.reopen()
 
-    def _describe(self) -> Any:
+    def _describe(self) -> Callable[[float], str]:
         rate = Rate()
 
         def describe(elapsed: float) -> str:
