@@ -151,6 +151,8 @@ class TopicFiles:
         destination = os.path.join(s.output_dir, relative)
         rev = self.rev
         while not _exclusive_rename(self.path, destination):
+            if REV not in self.name:
+                raise FileExistsError(f"{destination} exists (and no <REV> to tell them apart)")
             rev += 1
             destination = os.path.join(s.output_dir, self._filled(rev))
         _fsync_dir(os.path.dirname(destination))
@@ -167,7 +169,7 @@ class TopicFiles:
     def _open_next(self) -> None:
         s = self.settings
         exclusive = bool(s.gzip_level or s.rotate_interval)
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_APPEND)
+        flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if exclusive else os.O_APPEND)  # RDWR: pread
         while True:
             filled = self._filled(self.rev)
             path = os.path.join(s.work_dir, filled)
@@ -188,6 +190,9 @@ class TopicFiles:
                 os.close(fd)
                 self.rev += 1
                 continue
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                # a crash cut a write short: end that line, so the next ones stay whole
+                size += os.write(fd, b"\n")
             break
         # the new name must survive a crash before anything written to it is acknowledged
         _fsync_dir(os.path.dirname(path) or ".")

@@ -454,3 +454,10 @@ async def test_two_topics_from_two_nsqds_each_get_their_file_whatever_max_in_fli
     a, b = files(out)
     assert sorted(a.read_bytes().splitlines()) == bodies(200, b"a0-") + bodies(200, b"a1-")
     assert sorted(b.read_bytes().splitlines()) == bodies(200, b"b0-") + bodies(200, b"b1-")
+
+
+def test_appending_after_a_cut_off_line_starts_on_a_new_line(tmp_path: Path) -> None:
+    settings = FileSettings(output_dir=str(tmp_path), work_dir=str(tmp_path))
+    (tmp_path / "t.log").write_bytes(b"m000001\nm0000")  # a write a kill -9 cut short
+    TopicFiles(filename_template("<TOPIC>.log", "t", settings), settings).sync(b"m000002\n")
+    assert (tmp_path / "t.log").read_bytes().splitlines() == [b"m000001", b"m0000", b"m000002"]
