@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import trio
@@ -45,11 +46,15 @@ async def serve_until_signalled(daemon: Daemon, log: logging.Logger) -> None:
                 break
 
 
-def run(daemon: Daemon, log: logging.Logger) -> None:
-    """Serve until SIGTERM/SIGINT, then exit 0; exit 1 if it cannot start."""
+def run(
+    daemon: Daemon,
+    log: logging.Logger,
+    main: Callable[[Any, logging.Logger], Awaitable[None]] = serve_until_signalled,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or as ``main`` says), then exit 0; exit 1 if it cannot start."""
     failed = False
     try:
-        trio.run(serve_until_signalled, daemon, log)
+        trio.run(main, daemon, log)
     except* OSError as group:  # includes a data path locked by another process
         for err in group.exceptions:
             log.critical("%s", err)
