@@ -308,6 +308,7 @@ def node_stats(nodes: list[Node], name: str) -> View | None:
         "version": node.version,
         "up": node.up,
         "error": node.error,
+        "state": (node.stats or {}).get("state", "running"),  # pnsq's nsqd: drain mode
         "topics": topics,
         "total_messages": sum(t["message_count"] for t in topics),
         "total_clients": len(clients),
