@@ -3,6 +3,8 @@
 Every daemon (nsqd, lookupd, admin) has ``serve(task_status=...)`` and ``stop()``. SIGTERM and SIGINT
 call ``stop()`` and the process exits 0 once ``serve`` returns; a daemon that cannot start (an
 address in use, a locked data path) logs ``FATAL: <why>`` and exits 1, with no traceback.
+A daemon may take a signal another way (``on_signal``: nsqd's drain mode) and may end by itself
+(``serve`` returns: a drain finished); the process then exits 0 as well.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import trio
@@ -36,25 +38,36 @@ def bound_address(listeners: list[trio.SocketListener]) -> tuple[str, int]:
     return sockname[0], sockname[1]
 
 
-async def serve_until_signalled(daemon: Daemon, log: logging.Logger) -> None:
+OnSignal = Callable[[int], str | None]
+"""Given a signal, what the daemon does instead of stopping (logged), or None to stop."""
+
+
+async def serve_until_signalled(
+    daemon: Daemon, log: logging.Logger, on_signal: OnSignal | None = None
+) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(daemon.serve)
+
+            async def serve(task_status: trio.TaskStatus[Any]) -> None:
+                await daemon.serve(task_status=task_status)
+                nursery.cancel_scope.cancel()  # ended by itself, or after stop(): exit
+
+            await nursery.start(serve)
             async for signum in signals:
-                log.info("received signal %s: exiting", signal.Signals(signum).name)
+                name = signal.Signals(signum).name
+                instead = on_signal(signum) if on_signal is not None else None
+                if instead is not None:
+                    log.info("received signal %s: %s", name, instead)
+                    continue
+                log.info("received signal %s: exiting", name)
                 daemon.stop()
-                break
 
 
-def run(
-    daemon: Daemon,
-    log: logging.Logger,
-    main: Callable[[Any, logging.Logger], Awaitable[None]] = serve_until_signalled,
-) -> None:
-    """Serve until SIGTERM/SIGINT (or as ``main`` says), then exit 0; exit 1 if it cannot start."""
+def run(daemon: Daemon, log: logging.Logger, on_signal: OnSignal | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or ``serve`` returns), then exit 0; exit 1 if it cannot start."""
     failed = False
     try:
-        trio.run(main, daemon, log)
+        trio.run(serve_until_signalled, daemon, log, on_signal)
     except* OSError as group:  # includes a data path locked by another process
         for err in group.exceptions:
             log.critical("%s", err)
