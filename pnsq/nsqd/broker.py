@@ -138,7 +138,7 @@ class Broker:
         self.lookup.topic_deleted(topic.name)
 
     def _listed(self, topic: Topic) -> bool:
-        """Whether lookupd and nsqd.dat know ``topic`` (not hatching, not draining)."""
+        """Whether ``topic`` is listed (in /stats, nsqd.dat, lookupd), i.e. no longer hatching."""
         return self.topics.get(topic.name) is topic
 
     def channel_created(self, topic: Topic, channel: Channel) -> None:
