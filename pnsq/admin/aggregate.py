@@ -272,6 +272,7 @@ def node_list(nodes: list[Node], expected_version: str) -> View:
                 "topics": [{"topic": t, "tombstoned": topics[t]} for t in sorted(topics)],
                 "up": node.up,
                 "error": node.error,
+                "state": (node.stats or {}).get("state", "running"),
             }
         )
     return View({"nodes": rows}, node_warnings(nodes))

@@ -37,6 +37,11 @@ async def test_drain_action_drains_the_node_and_the_node_page_shows_it(
     assert not staying.draining
     page = await http(admin.http_address, "GET", f"/api/nodes/{node}")
     assert page.json()["state"] == "draining"
+    nodes = (await http(admin.http_address, "GET", "/api/nodes")).json()["nodes"]
+    assert {n["node"]: n["state"] for n in nodes} == {
+        node: "draining",
+        address(staying.http_address): "running",
+    }
 
     missing = await http(admin.http_address, "POST", "/api/nodes/nowhere:1", body, JSON_HEADERS)
     assert missing.status == 404

@@ -150,6 +150,9 @@ def _browse(base: str, nsqds: list[str], shots: Path | None) -> None:
             expect(page.locator("#status")).to_have_text("drain: done")
             expect(page.locator("#totals")).to_contain_text("draining")
             assert _stats(nsqds[0])["state"] == "draining"
+            visit("/nodes")
+            expect(page.locator(f'tr[data-node="{nsqds[0]}"]')).to_contain_text("draining")
+            expect(page.locator(f'tr[data-node="{nsqds[1]}"]')).not_to_contain_text("draining")
         finally:
             browser.close()
 

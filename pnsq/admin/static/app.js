@@ -291,7 +291,7 @@ async function nodesPage() {
     fill("nodes", table(["Node", "Hostname", "Broadcast address", "TCP", "HTTP", "Version", "Status", "Rate", "Topics"], (body.nodes || []).map((n) =>
       h("tr", { "data-node": n.node }, h("td", {}, h("a", { href: `/nodes/${enc(n.node)}` }, n.node)), h("td", {}, n.hostname), h("td", {}, n.broadcast_address),
         h("td", { class: "n" }, n.tcp_port), h("td", { class: "n" }, n.http_port), h("td", {}, n.version, n.out_of_date ? badge("out of date") : null),
-        h("td", {}, n.up ? badge("up", "up") : badge(`down: ${n.error}`, "down")), h("td", { class: "n" }, rate(n.rate)),
+        h("td", {}, n.up ? badge("up", "up") : badge(`down: ${n.error}`, "down"), n.state === "draining" ? badge("draining") : null), h("td", { class: "n" }, rate(n.rate)),
         h("td", {}, n.topics.map((t) => h("a", { href: `/topics/${enc(t.topic)}`, class: t.tombstoned ? "tag tombstoned" : "tag" }, t.topic)))))
       , "nodes-table"));
   };
