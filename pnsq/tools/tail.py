@@ -145,13 +145,7 @@ def settings(options: TailOptions) -> tuple[str, dict[str, Any]]:
     max_in_flight = options.max_in_flight
     if 0 < options.n < max_in_flight:
         max_in_flight = options.n  # don't ask for more messages than we want
-    arguments = client_setup.consumer_arguments(
-        "tail",
-        nsqd_tcp_addresses=options.nsqd_tcp_addresses,
-        lookupd_http_addresses=options.lookupd_http_addresses,
-        max_in_flight=max_in_flight,
-        consumer_opts=options.consumer_opts,
-    )
+    arguments = client_setup.consumer_arguments("tail", options, max_in_flight=max_in_flight)
     return channel, arguments
 
 

@@ -104,17 +104,9 @@ def finish(options: ToFileOptions) -> ToFileOptions:
 
 
 def consumer_arguments(options: ToFileOptions) -> dict[str, Any]:
-    kwargs = common.consumer_arguments(
-        "to_file",
-        nsqd_tcp_addresses=options.nsqd_tcp_addresses,
-        lookupd_http_addresses=options.lookupd_http_addresses,
-        max_in_flight=options.max_in_flight,
-        consumer_opts=options.consumer_opts,
-    )
-    # an archive never drops a message unwritten; --consumer-opt=max_attempts,N may
-    kwargs.setdefault("max_attempts", 0)
-    # --max-in-flight wins over --consumer-opt=max_in_flight (as in nsq_to_file): the batches
-    # are sized from it
+    # an archive never drops a message unwritten (relay); --max-in-flight wins over
+    # --consumer-opt=max_in_flight (as in nsq_to_file): the batches are sized from it
+    kwargs = common.consumer_arguments("to_file", options, relay=True)
     kwargs["max_in_flight"] = options.max_in_flight
     return kwargs
 
