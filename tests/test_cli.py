@@ -659,3 +659,12 @@ def test_setup_logging_again_replaces_the_handler() -> None:
     assert second.getvalue().startswith("[b] ")
     with pytest.raises(ValueError, match="invalid log level"):
         setup_logging("verbose", "")
+
+
+def test_drain_flags_are_parsed_and_checked(rec: Recorder) -> None:
+    result = nsqd("--sigterm-mode=drain", "--drain-timeout=1m30s")
+    assert result.exit_code == 0, result.output
+    assert (rec.only.sigterm_mode, rec.only.drain_timeout) == ("drain", 90.0)
+    bad = nsqd("--sigterm-mode=later")
+    assert bad.exit_code != 0
+    assert "later" in bad.output

@@ -272,6 +272,7 @@ def node_list(nodes: list[Node], expected_version: str) -> View:
                 "topics": [{"topic": t, "tombstoned": topics[t]} for t in sorted(topics)],
                 "up": node.up,
                 "error": node.error,
+                "state": (node.stats or {}).get("state", "running"),
             }
         )
     return View({"nodes": rows}, node_warnings(nodes))
@@ -308,6 +309,7 @@ def node_stats(nodes: list[Node], name: str) -> View | None:
         "version": node.version,
         "up": node.up,
         "error": node.error,
+        "state": (node.stats or {}).get("state", "running"),  # pnsq's nsqd: drain mode
         "topics": topics,
         "total_messages": sum(t["message_count"] for t in topics),
         "total_clients": len(clients),

@@ -41,7 +41,7 @@ from .. import NSQ_VERSION, __version__
 from ..wire.names import is_valid_name
 from . import aggregate
 from .aggregate import Node, View
-from .cluster import ActionResult, Cluster
+from .cluster import ActionResult, Cluster, FetchError
 from .history import History, counters
 from .options import AdminOptions
 
@@ -229,6 +229,8 @@ class Admin:
 
     async def node(self, request: Request) -> Response:
         name = request.path_params["node"]
+        if request.method == "POST" and (await self._action_body(request)).get("action") == "drain":
+            return await self.drain(name)
         if request.method != "GET":
             return await self.tombstone(request, name)
         nodes, warnings = await self._nodes()
@@ -377,6 +379,18 @@ class Admin:
         requests = [(a, "/topic/tombstone", {"topic": topic, "node": node}) for a in lookupds]
         requests.append((node, "/topic/delete", {"topic": topic}))
         return self._done(f"tombstone {topic} on {node}", await self.cluster.fan_out(requests))
+
+    async def drain(self, node: str) -> Response:
+        """POST /api/nodes/:node ``{"action": "drain"}``: the nsqd's ``PUT /state/drain``."""
+        nodes, _ = await self._nodes()
+        if not any(n.node == node for n in nodes):
+            raise APIError(404, "NODE_NOT_FOUND")
+        result = ActionResult()
+        try:
+            result.add(f"{node}/state/drain", await self.cluster.put(node, "/state/drain"))
+        except FetchError as err:
+            result.add(f"{node}/state/drain", err)
+        return self._done(f"drain {node}", result)
 
 
 def _name(value: object, kind: str) -> str:

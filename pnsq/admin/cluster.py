@@ -108,6 +108,9 @@ class Cluster:
     async def post(self, address: str, path: str, **params: Any) -> Any:
         return await self._request("POST", address, path, params)
 
+    async def put(self, address: str, path: str, **params: Any) -> Any:
+        return await self._request("PUT", address, path, params)
+
     # -- discovery and stats ----------------------------------------------------------------
 
     @property

@@ -18,7 +18,7 @@ __all__ = ["SECTIONS", "main"]
 
 SECTIONS: dict[str, tuple[str, ...]] = {
     "Daemons": ("nsqd", "lookupd", "admin"),
-    "Tools": ("tail", "stat", "bench", "to-http", "to-nsq"),
+    "Tools": ("tail", "pub", "stat", "to-file", "to-http", "to-nsq", "bench"),
     "Development": ("dev",),
 }
 _ALL = tuple(name for names in SECTIONS.values() for name in names)

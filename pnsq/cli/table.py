@@ -47,6 +47,9 @@ class Spec:
     deprecated: Mapping[str, str] = field(default_factory=dict)  # flag -> warning
     ignored_config_keys: frozenset[str] = frozenset()
     epilog: str = ""
+    # a flag whose value may also be given as the one optional positional argument
+    # (``pnsq pub --topic=t events.log`` for ``--input=events.log``)
+    argument: str = ""
 
     def defaults(self) -> dict[str, object]:
         return {f.name: f.default for f in dataclasses.fields(self.options)}
@@ -175,6 +178,9 @@ def _params(spec: Spec) -> list[click.Parameter]:
         click.Option([f"--{name}"], is_flag=False, flag_value="true", metavar="BOOL", help=text)
         for name, text in spec.deprecated.items()
     ]
+    if spec.argument:
+        metavar = f"[{spec.argument.upper()}]"
+        params.append(click.Argument(["positional"], required=False, metavar=metavar))
     return params
 
 
@@ -195,6 +201,12 @@ def build_command(spec: Spec) -> click.Command:
             for flag in spec.flags
             if ctx.get_parameter_source(flag.field) is ParameterSource.COMMANDLINE
         }
+        positional = params.get("positional")
+        if isinstance(positional, str):
+            field = next(flag.field for flag in spec.flags if flag.name == spec.argument)
+            if field in given:
+                raise click.ClickException(f"give --{spec.argument} or an argument, not both")
+            given[field] = positional
         path = params.get("config")
         file_values = load_config(path, spec, _warn) if isinstance(path, str) else {}
         options = build(spec, given, file_values, path if isinstance(path, str) else "")

@@ -8,6 +8,10 @@ connection failed (before or after sending; NSQ is at-least-once, so a publish w
 may in rare cases be queued on both) or nsqd answered ``E_*PUB_FAILED`` (nothing was queued).
 An acknowledged publish is never sent again. Other refusals (bad topic, message too big) would
 fail everywhere and are raised at once.
+
+A draining nsqd (``E_PUB_FAILED PUB failed nsqd draining``, or HTTP 503 ``DRAINING``) is
+being taken out of service: the publish moves on without an error, and the pool tries that node
+last for ``DRAINING_AVOID`` seconds, so it does not pay a refused round trip per publish.
 """
 
 from __future__ import annotations
@@ -27,7 +31,12 @@ from .config import ConnectionConfig
 from .errors import NSQConnectionError, PublishError
 from .producer import Producer
 
-_FAILOVER_CODES = {"E_PUB_FAILED", "E_MPUB_FAILED", "E_DPUB_FAILED"}
+_FAILOVER_CODES = {"E_PUB_FAILED", "E_MPUB_FAILED", "E_DPUB_FAILED", "DRAINING"}
+DRAINING_AVOID = 30.0
+
+
+def _node_draining(exc: PublishError) -> bool:
+    return exc.code == "DRAINING" or exc.description.endswith("nsqd draining")
 
 
 class Strategy(Protocol):
@@ -134,6 +143,7 @@ class ProducerPool:
         self.producers = [Producer(a, codec=codec, config=config) for a in self.addresses]
         self.strategy = _make_strategy(strategy, self.addresses, weights)
         self._stack: list[Producer] = []
+        self._avoid_until = [-float("inf")] * len(self.addresses)  # draining nodes: tried last
 
     async def __aenter__(self) -> Self:
         for producer in self.producers:
@@ -164,7 +174,7 @@ class ProducerPool:
     async def _send(self, method: str, key: bytes | str | None, *args: Any) -> str:
         raw_key = key.encode() if isinstance(key, str) else key
         error: Exception | None = None
-        for index in self.strategy.order(raw_key):
+        for index in self._order(raw_key):
             producer = self.producers[index]
             try:
                 await getattr(producer, method)(*args)
@@ -173,12 +183,23 @@ class ProducerPool:
             except PublishError as exc:
                 if exc.code not in _FAILOVER_CODES:
                     raise
+                if _node_draining(exc):
+                    self._avoid_until[index] = anyio.current_time() + DRAINING_AVOID
                 error = exc
             else:
                 return producer.address
             await anyio.lowlevel.checkpoint()
         assert error is not None
         raise error
+
+    def _order(self, key: bytes | None) -> list[int]:
+        """The strategy's order, with the nodes known to be draining moved to the end."""
+        order = self.strategy.order(key)
+        now = anyio.current_time()
+        avoid = self._avoid_until
+        if all(avoid[i] <= now for i in order):
+            return order
+        return [i for i in order if avoid[i] <= now] + [i for i in order if avoid[i] > now]
 
 
 def _make_strategy(name: str, addresses: list[str], weights: Sequence[int] | None) -> Strategy:

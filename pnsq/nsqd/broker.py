@@ -32,10 +32,11 @@ from .channel import Channel
 from .client_v2 import ClientV2
 from .disk import Disk
 from .diskqueue import DiskQueue
+from .drain import Drain
 from .lookup import LookupPeers
 from .message import IdFactory
 from .options import Options
-from .topic import Topic
+from .topic import PutError, Topic
 
 log = logging.getLogger("pnsq.nsqd")
 
@@ -48,6 +49,9 @@ class Broker:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.topics: dict[str, Topic] = {}
+        # New topics waiting for the channels lookupd knows: they take messages, but are not
+        # in ``topics`` (so not in /stats, nsqd.dat or lookupd) until those channels exist.
+        self.hatching: dict[str, Topic] = {}
         self.clients: dict[int, ClientV2] = {}
         self.ids = IdFactory(options.node_id)
         self.start_time = int(time.time())
@@ -60,10 +64,12 @@ class Broker:
         self._timer_seq = itertools.count()
         self._timer_scope: trio.CancelScope | None = None
         self._no_clients = trio.Event()
+        self._stop = trio.Event()
         self.disk = Disk(options, self._set_health)
         self.disk.metadata = self.metadata
         self._lock_fd: int | None = None
         self.lookup = LookupPeers(self)
+        self.drain = Drain(self)
 
     def _set_health(self, health: str) -> None:
         self.health = health
@@ -73,30 +79,79 @@ class Broker:
         """The clock every timer uses (trio's; virtual under a test clock)."""
         return trio.current_time()
 
+    def stop(self) -> None:
+        """Shut down gracefully (``NSQD.serve`` returns once the queues are on disk)."""
+        self._stop.set()
+
+    @property
+    def draining(self) -> bool:
+        return self.drain.active
+
+    @property
+    def state(self) -> str:
+        """``running``, ``draining`` or ``exiting`` (shown by /info and /stats)."""
+        return "exiting" if self.exiting else "draining" if self.drain.active else "running"
+
     # -- topics -------------------------------------------------------------------------
 
     def get_topic(self, name: str) -> Topic:
-        topic = self.topics.get(name)
+        """The topic ``name``, created if new (PutError while draining: no new topics)."""
+        topic = self.topics.get(name) or self.hatching.get(name)
         if topic is None:
-            topic = self.topics[name] = Topic(name, self)
-            log.info("TOPIC(%s): created", name)
-            self.persist_metadata()
-            self.lookup.topic_created(topic)
+            if self.drain.active:
+                raise PutError("nsqd draining")
+            topic = Topic(name, self)
+            if self.lookup.fetch_channels(topic):
+                self.hatching[name] = topic
+            else:
+                self._add_topic(topic)
         return topic
 
+    def hatch(self, topic: Topic, channels: list[str]) -> None:
+        """A hatching topic gets ``channels`` (from lookupd), then appears, all at once (#1508)."""
+        if self.hatching.get(topic.name) is not topic:
+            return  # deleted meanwhile
+        del self.hatching[topic.name]
+        now = self.now()
+        for name in channels:
+            topic.get_channel(name, now)  # no hook fires: the topic is not listed yet
+        self._add_topic(topic)
+        topic.end_channel_wait(now)
+
+    def _add_topic(self, topic: Topic) -> None:
+        self.topics[topic.name] = topic
+        log.info("TOPIC(%s): created", topic.name)
+        for name in topic.channels:
+            log.info("TOPIC(%s): new channel(%s)", topic.name, name)
+        self.persist_metadata()
+        if not self.drain.active:
+            self.lookup.topic_created(topic)
+
     def delete_topic(self, name: str) -> None:
-        topic = self.topics.pop(name)
+        topic = self.topics.pop(name, None) or self.hatching.pop(name)
         topic.delete()
         log.info("TOPIC(%s): deleted", name)
         self.persist_metadata()
         self.lookup.topic_deleted(name)
 
+    def unregister_topic(self, topic: Topic) -> None:
+        self.lookup.topic_deleted(topic.name)
+
+    def _listed(self, topic: Topic) -> bool:
+        """Whether ``topic`` is listed (in /stats, nsqd.dat, lookupd), i.e. no longer hatching."""
+        return self.topics.get(topic.name) is topic
+
     def channel_created(self, topic: Topic, channel: Channel) -> None:
+        if not self._listed(topic):
+            return  # a hatching topic: told when it appears
         log.info("TOPIC(%s): new channel(%s)", topic.name, channel.name)
         self.persist_metadata()
-        self.lookup.channel_created(topic, channel)
+        if not self.drain.active and not topic.draining:
+            self.lookup.channel_created(topic, channel)
 
     def channel_deleted(self, topic: Topic, channel: Channel) -> None:
+        if not self._listed(topic):
+            return
         log.info("TOPIC(%s): deleted channel(%s)", topic.name, channel.name)
         self.persist_metadata()
         self.lookup.channel_deleted(topic, channel)
@@ -164,6 +219,8 @@ class Broker:
 
     async def close_queues(self) -> None:
         """Shutdown: memory, in-flight and deferred messages to disk, everything synced."""
+        for topic in list(self.hatching.values()):
+            self.hatch(topic, [])  # so that nsqd.dat lists it beside its messages
         now = self.now()
         for topic in self.topics.values():
             topic.close(now)

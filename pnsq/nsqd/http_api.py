@@ -4,8 +4,9 @@ The server itself is ``pnsq._internal.http_server`` (shared with nsqlookupd); th
 nsqd's routes and handlers, plain functions ``(nsqd, request) -> Response``. Errors are checked
 in NSQ's order (which error a client sees depends on it, B.5-B.7).
 
-Two choices NSQ leaves open: a publish refused because the disk fails answers 503
-``DISK_ERROR`` (NSQ only ever says 503 ``EXITING``; clients look at the status alone), and
+Choices NSQ leaves open: a publish refused because the disk fails answers 503
+``DISK_ERROR`` (NSQ only ever says 503 ``EXITING``; clients look at the status alone), one
+refused while nsqd or the topic drains 503 ``DRAINING`` (``drain.py``), and
 ``PUT /config/log_level`` takes the level as plain text like NSQ (``debug``) or as a JSON
 string (``"debug"``).
 """
@@ -63,7 +64,10 @@ def _publish_topic(nsqd: Broker, params: dict[str, list[str]]) -> Topic:
         raise HTTPError(400, "MISSING_ARG_TOPIC")
     if not is_valid_name(name):
         raise HTTPError(400, "INVALID_TOPIC")
-    return nsqd.get_topic(name)
+    try:
+        return nsqd.get_topic(name)
+    except PutError:  # draining: no new topics
+        raise HTTPError(503, "DRAINING") from None
 
 
 def _put(nsqd: Broker, topic: Topic, bodies: list[bytes], delay: float) -> Response:
@@ -72,6 +76,8 @@ def _put(nsqd: Broker, topic: Topic, bodies: list[bytes], delay: float) -> Respo
     except PutError as err:
         if nsqd.exiting or topic.exiting:
             raise HTTPError(503, "EXITING") from None
+        if nsqd.draining or topic.draining:
+            raise HTTPError(503, "DRAINING") from None
         log.warning("HTTP: publish to %s refused - %s", topic.name, err)
         raise HTTPError(503, "DISK_ERROR") from None
     if nsqd.disk.durable and not topic.ephemeral:
@@ -147,7 +153,7 @@ def _existing_topic(nsqd: Broker, name: str | None, *, validate: bool = False) -
         raise HTTPError(400, "MISSING_ARG_TOPIC")
     if validate and not is_valid_name(name):
         raise HTTPError(400, "INVALID_TOPIC")
-    topic = nsqd.topics.get(name)
+    topic = nsqd.topics.get(name) or nsqd.hatching.get(name)  # hatching: acts on it anyway
     if topic is None:
         raise HTTPError(404, "TOPIC_NOT_FOUND")
     return topic
@@ -195,6 +201,8 @@ def _topic_and_channel(nsqd: Broker, request: Request) -> tuple[Topic, str]:
 
 def _create_channel(nsqd: Broker, request: Request) -> Response:
     topic, name = _topic_and_channel(nsqd, request)
+    if nsqd.draining:
+        raise HTTPError(503, "DRAINING")
     topic.get_channel(name, trio.current_time())
     return EMPTY
 
@@ -252,7 +260,10 @@ def _peek_channel(nsqd: Broker, request: Request) -> Response:
 
 
 def _ping(nsqd: Broker, request: Request) -> Response:
+    """OK; 500 when the disk fails; 503 while draining, so load balancers stop sending."""
     health = nsqd.health
+    if health == "OK" and nsqd.draining:
+        return text("NOK - draining", 503)
     return text(health, 200 if health == "OK" else 500)
 
 
@@ -272,6 +283,7 @@ def _info(nsqd: Broker, request: Request) -> Response:
             "max_deflate_level": options.max_deflate_level,
             "topology_zone": options.topology_zone,
             "topology_region": options.topology_region,
+            "state": nsqd.state,  # pnsq's: running, draining or exiting
         }
     )
 
@@ -288,6 +300,25 @@ def _stats(nsqd: Broker, request: Request) -> Response:
     if first(params, "format") == "json":
         return json_response(document)
     return text(stats_text(document, time.time()))
+
+
+# -- drain (NSQ PR #1305) ------------------------------------------------------------------------
+
+
+def _drain_topic(nsqd: Broker, request: Request) -> Response:
+    topic = _existing_topic(nsqd, first(request.params(), "topic"), validate=True)
+    nsqd.drain.drain_topic(topic)
+    return EMPTY
+
+
+def _set_state(nsqd: Broker, request: Request) -> Response:
+    """PUT /state/drain starts a drain (again: no-op); PUT /state/shutdown shuts down."""
+    if request.path.endswith("drain"):
+        nsqd.drain.start()
+    else:
+        log.info("HTTP: shutdown requested")
+        nsqd.stop()
+    return EMPTY
 
 
 def _free_memory(nsqd: Broker, request: Request) -> Response:
@@ -419,6 +450,9 @@ _ROUTES: dict[str, dict[str, Route]] = {
     "/topic/empty": {"POST": Route(_empty_topic)},
     "/topic/pause": {"POST": Route(_pause_topic)},
     "/topic/unpause": {"POST": Route(_pause_topic)},
+    "/topic/drain": {"POST": Route(_drain_topic)},
+    "/state/drain": {"PUT": Route(_set_state)},
+    "/state/shutdown": {"PUT": Route(_set_state)},
     "/channel/create": {"POST": Route(_create_channel)},
     "/channel/delete": {"POST": Route(_channel_action)},
     "/channel/empty": {"POST": Route(_channel_action)},

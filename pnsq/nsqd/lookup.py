@@ -12,9 +12,15 @@ re-registers everything, so no change is lost. Commands are pipelined; a reader 
 the replies, and a lookupd that leaves commands unanswered for ``REPLY_TIMEOUT`` is dropped.
 
 A topic new to this nsqd first asks the lookupds for the channels they know for it (HTTP
-/channels at each lookupd's broadcast_address:http_port from its IDENTIFY reply) and creates
-them, holding the topic's messages meanwhile (at most ``CHANNELS_WAIT``), so that a node that
-joins a cluster misses no message for an existing consumer (NSQ #1508).
+/channels at each lookupd's broadcast_address:http_port from its IDENTIFY reply); the broker
+keeps it hatching (taking and holding messages, but listed nowhere) until ``hatch`` creates
+those channels and lists the topic with them at once, so that a node that joins a cluster
+misses no message for an existing consumer (NSQ #1508) and nobody sees the topic without its
+channels. A lookupd that does not answer within ``CHANNELS_WAIT`` is not waited for.
+
+A lookupd given by host name is resolved on every dial (``trio.open_tcp_stream`` asks the
+resolver each time), so nsqd follows a lookupd that moved to a new address (NSQ #1233).
+While nsqd drains it stays connected to its lookupds but registers nothing.
 
 The broker calls the hooks (``topic_created`` ...); the links see the broker only as
 ``LookupHost``: its options, its addresses and its topics.
@@ -82,6 +88,13 @@ class LookupHost(Protocol):
 
     @property
     def topics(self) -> Mapping[str, Topic]: ...
+
+    @property
+    def draining(self) -> bool: ...
+
+    def hatch(self, topic: Topic, channels: list[str]) -> None:
+        """Create ``channels`` in the hatching ``topic`` and list it (see module docstring)."""
+        ...
 
 
 class LinkLostError(Exception):
@@ -219,14 +232,23 @@ def _describe(exc: BaseException) -> str:
 
 
 def registrations(nsqd: LookupHost) -> list[bytes]:
-    """REGISTER for every channel, or for the bare topic when it has none (NSQ's order)."""
+    """REGISTER for every channel, or for the bare topic when it has none (NSQ's order).
+
+    Nothing while nsqd drains, and nothing for a draining topic: they are leaving.
+    """
+    if nsqd.draining:
+        return []
     commands = []
     for topic in list(nsqd.topics.values()):
-        if topic.channels:
-            commands += [encode_register(topic.name, name) for name in topic.channels]
-        else:
-            commands.append(encode_register(topic.name))
+        if not topic.draining:
+            commands += topic_registrations(topic)
     return commands
+
+
+def topic_registrations(topic: Topic) -> list[bytes]:
+    if topic.channels:
+        return [encode_register(topic.name, name) for name in topic.channels]
+    return [encode_register(topic.name)]
 
 
 class LookupPeers:
@@ -264,12 +286,18 @@ class LookupPeers:
 
     # -- the broker's hooks ---------------------------------------------------------------
 
-    def topic_created(self, topic: Topic) -> None:
-        self._send(encode_register(topic.name))
+    def fetch_channels(self, topic: Topic) -> bool:
+        """Ask the lookupds for ``topic``'s channels, then ``hatch`` it; False if none to ask."""
         http = [peer.http_address for peer, _ in self.peers.values() if peer.http_address]
-        if http and self._nursery is not None:
-            topic.awaiting_channels = True
-            self._nursery.start_soon(self._create_known_channels, topic, http)
+        if not http or self._nursery is None:
+            return False
+        topic.awaiting_channels = True
+        self._nursery.start_soon(self._create_known_channels, topic, http)
+        return True
+
+    def topic_created(self, topic: Topic) -> None:
+        for command in topic_registrations(topic):
+            self._send(command)
 
     def topic_deleted(self, name: str) -> None:
         self._send(encode_unregister(name))
@@ -286,12 +314,8 @@ class LookupPeers:
             async with trio.open_nursery() as nursery:
                 for address in http:
                     nursery.start_soon(_fetch_channels, address, topic.name, names)
-        now = trio.current_time()
-        if self._nsqd.topics.get(topic.name) is topic and not topic.exiting:
-            for name in sorted(names):
-                if is_valid_name(name) and not is_ephemeral(name):
-                    topic.get_channel(name, now)
-        topic.end_channel_wait(now)
+        valid = [name for name in names if is_valid_name(name) and not is_ephemeral(name)]
+        self._nsqd.hatch(topic, sorted(valid))
 
 
 async def _run_in(peer: LookupPeer, scope: trio.CancelScope) -> None:

@@ -4,7 +4,8 @@ The top floor of nsqd: the broker's state and rules live in ``broker``, the conn
 ``protocol_v2`` and ``http_api``, which act on the broker; this module only wires them to
 listeners. ``serve`` runs the listeners in their own nursery and the connections in another,
 so that shutdown stops accepting, closes clients (a grace period), then cancels whatever is
-left, and writes what the queues hold to disk.
+left, and writes what the queues hold to disk. A drain (``drain.start()``) ends in that same
+shutdown, called by the drain task once the node is empty or its time is up.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import trio
 from .._internal.daemon import bound_address, listen
 from .broker import Broker, DataPathLockedError
 from .http_api import handle_http_connection
-from .options import Options
 from .protocol_v2 import handle_connection
 
 __all__ = ["NSQD", "DataPathLockedError"]
@@ -29,10 +29,6 @@ SHUTDOWN_GRACE = 2.0
 
 
 class NSQD(Broker):
-    def __init__(self, options: Options) -> None:
-        super().__init__(options)
-        self._stop = trio.Event()
-
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen on the TCP (and HTTP) addresses until ``stop()``; then close down."""
         self.load_metadata()
@@ -48,6 +44,7 @@ class NSQD(Broker):
                 listeners.start_soon(self.run_timers)
                 listeners.start_soon(self.disk.run)
                 listeners.start_soon(self.lookup.run)
+                listeners.start_soon(self.drain.run, self.stop)
                 _serve(listeners, connections, tcp, partial(handle_connection, self))
                 _serve(listeners, connections, http, partial(handle_http_connection, self))
                 task_status.started()
@@ -59,9 +56,6 @@ class NSQD(Broker):
             await listener.aclose()
         await self.close_queues()
         log.info("stopped")
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 def _serve(

@@ -45,6 +45,10 @@ class Options:
     topology_region: str = ""
     topology_zone: str = ""
     enable_experiment: tuple[str, ...] = ()
+    sigterm_mode: str = "shutdown"  # or "drain" (NSQ PR #1305)
+    # Long enough for a message in flight when the drain starts to time out (the default
+    # --msg-timeout, 60 s) and be delivered once more; 0 waits for as long as it takes.
+    drain_timeout: float = 120.0
 
     # diskqueue
     data_path: str = ""
@@ -174,6 +178,12 @@ FLAGS: tuple[Flag, ...] = (
     flag("enable-experiment", _experiments,
        "enable an experimental feature: topology-aware-consumption (may be given multiple times)",
        repeatable=True),
+    flag("sigterm-mode", flags.choice("shutdown", "drain"),
+       "what SIGTERM does: 'shutdown' (messages to disk, exit) or 'drain' (refuse publishes, "
+       "deliver what is queued, then shut down)"),
+    flag("drain-timeout", flags.duration,
+       "how long a drain may take before nsqd shuts down anyway, what is left kept on disk "
+       "(0 = no limit)"),
     # diskqueue
     flag("data-path", flags.string, "path to store disk-backed messages",
        default_text="the current directory"),

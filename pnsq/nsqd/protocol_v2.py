@@ -31,6 +31,7 @@ from ..wire.errors import (
     MPubFailedError,
     ProtocolError,
     PubFailedError,
+    SubFailedError,
 )
 from ..wire.frames import (
     CLOSE_WAIT,
@@ -162,7 +163,11 @@ class ConnectionV2:
 
     def _fatal(self, err: ProtocolError) -> None:
         reader = self.client.reader
-        if isinstance(err, BadBodyError | BadMessageError) and reader.pending_topic:
+        if (
+            isinstance(err, BadBodyError | BadMessageError)
+            and reader.pending_topic
+            and not self.nsqd.draining  # no new topic then
+        ):
             self.nsqd.get_topic(reader.pending_topic)  # NSQ creates the topic before the body
         log.error(
             "[%s] - %s", self.client.remote_address, err.to_bytes().decode("utf-8", "replace")
@@ -239,6 +244,8 @@ class ConnectionV2:
 
     def _sub(self, command: cmd.Sub, now: float) -> None:
         client = self.client
+        if self.nsqd.draining:
+            raise SubFailedError("SUB failed nsqd draining")
         topic = self.nsqd.get_topic(command.topic)
         channel = topic.get_channel(command.channel, now)
         channel.add_client(client)

@@ -59,6 +59,7 @@ def stats_document(
         "version": NSQ_VERSION,
         "health": nsqd.health,
         "start_time": nsqd.start_time,
+        "state": nsqd.state,  # pnsq's: running, draining or exiting (NSQ PR #1305)
         "topics": topics_stats(nsqd, topic, channel, include_clients, nsqd.now()),
     }
     if include_mem:
@@ -246,6 +247,8 @@ def stats_text(document: Json, now: float) -> str:
         "",
         f"Health: {document['health']}",
     ]
+    if document.get("state", "running") != "running":
+        lines.append(f"State: {document['state']}")
     memory = document.get("memory")
     if memory is not None:
         lines += ["", "Memory:", *(f"   {key:<25}\t{value}" for key, value in memory.items())]

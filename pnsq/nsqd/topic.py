@@ -36,6 +36,11 @@ class TopicHost(ChannelHost, Protocol):
         ...
 
     @property
+    def draining(self) -> bool:
+        """nsqd drains: publishes are refused."""
+        ...
+
+    @property
     def health(self) -> str:
         """``OK``, or why the disk fails (told to refused publishers)."""
         ...
@@ -66,6 +71,7 @@ class Topic:
         self.paused = False
         self.awaiting_channels = False  # held like "no channel yet" until lookupd answers (#1508)
         self.exiting = False
+        self.draining = False  # POST /topic/drain: publishes refused, deleted once empty
         self.message_count = 0
         self.message_bytes = 0
 
@@ -78,6 +84,8 @@ class Topic:
         """Take every body or none (PutError). ``delay`` defers delivery by that many seconds."""
         if self.exiting or self._host.exiting:
             raise PutError("exiting")
+        if self._host.draining or self.draining:
+            raise PutError("nsqd draining" if self._host.draining else "topic draining")
         n = len(bodies)
         deliver_at = now + delay if delay > 0 else 0.0
         channels = [] if self.awaiting_channels else list(self.channels.values())

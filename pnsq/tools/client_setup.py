@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from .. import __version__
 from .._internal import flags
@@ -122,28 +122,42 @@ def connection_config(tool: str, settings: Mapping[str, Any]) -> ConnectionConfi
     return dataclasses.replace(ConnectionConfig(), **fields)
 
 
+class ConsumerFlags(Protocol):
+    """The shared consumer flags, as fields of a tool's options."""
+
+    @property
+    def nsqd_tcp_addresses(self) -> tuple[str, ...]: ...
+    @property
+    def lookupd_http_addresses(self) -> tuple[str, ...]: ...
+    @property
+    def max_in_flight(self) -> int: ...
+    @property
+    def consumer_opts(self) -> tuple[str, ...]: ...
+
+
 def consumer_arguments(
-    tool: str,
-    *,
-    nsqd_tcp_addresses: Iterable[str],
-    lookupd_http_addresses: Iterable[str],
-    max_in_flight: int,
-    consumer_opts: Iterable[str],
+    tool: str, options: ConsumerFlags, *, max_in_flight: int | None = None, relay: bool = False
 ) -> dict[str, Any]:
     """Keyword arguments for ``pnsq.client.Consumer`` from a tool's common flags.
 
-    ValueError when neither kind of address is given (NSQ's tools say the same).
+    ``max_in_flight`` overrides the flag's value; ``relay`` (a tool that hands messages on: a
+    file, an HTTP endpoint, other nsqds) defaults go-nsq's ``max_attempts`` to 0, never giving
+    up on a message it could not hand on, where go-nsq's 5 would drop it unacknowledged;
+    ``--consumer-opt=max_attempts,N`` still sets a limit. ValueError when neither kind of
+    address is given, or both (NSQ's tools say the same).
     """
-    nsqd, lookupd = list(nsqd_tcp_addresses), list(lookupd_http_addresses)
+    nsqd, lookupd = list(options.nsqd_tcp_addresses), list(options.lookupd_http_addresses)
     if not nsqd and not lookupd:
         raise ValueError("--nsqd-tcp-address or --lookupd-http-address required")
     if nsqd and lookupd:
         raise ValueError("use --nsqd-tcp-address or --lookupd-http-address not both")
-    kwargs, settings = parse_go_nsq_options(consumer_opts)
+    kwargs, settings = parse_go_nsq_options(options.consumer_opts)
+    if relay:
+        kwargs.setdefault("max_attempts", 0)
     return {
         "nsqd_tcp_addresses": nsqd,
         "lookupd_http_addresses": lookupd,
-        "max_in_flight": max_in_flight,
+        "max_in_flight": options.max_in_flight if max_in_flight is None else max_in_flight,
         **kwargs,
         "config": connection_config(tool, settings),
     }
@@ -158,6 +172,7 @@ __all__ = [
     "PRODUCER_OPT",
     "TOPIC",
     "TOPICS",
+    "ConsumerFlags",
     "Flag",
     "connection_config",
     "consumer_arguments",

@@ -1,118 +1,191 @@
-"""``pnsq tail``: print a topic's messages as they arrive, like NSQ's nsq_tail.
+"""``pnsq tail``: print the messages of one or more topics as they arrive, like NSQ's nsq_tail.
 
-A plain blocking socket and the sans-I/O wire core: one connection, an ephemeral channel by
-default (so nothing is left behind), RDY = --max-in-flight, FIN after printing each message.
+One ``pnsq.client.Consumer`` per ``--topic`` (as nsq_tail makes one go-nsq consumer per topic),
+all on the same channel -- by default an ephemeral ``tail<random>#ephemeral`` that nsqd forgets
+when tail leaves. The handler only queues the message: a printer task writes everything queued
+since its last write to stdout in one ``write`` and only then FINs those messages, so a body is
+acknowledged once it is out of the process (never before) and a busy topic costs one write per
+socket read, not one per message.
+
+``-n N`` stops after N messages in total (across topics; nsq_tail counts per topic); messages
+that arrive after the N-th are requeued at once, not dropped. Ctrl-C or SIGTERM: CLS to every
+nsqd, print and FIN what is in flight, close, exit 0. When stdout goes away (``| head``), what
+was not written is requeued and tail closes, quietly.
 """
 
 from __future__ import annotations
 
+import os
 import random
-import socket
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any
 
-from .. import __version__, wire
+import anyio
+import anyio.to_thread
+
+from .. import wire
 from .._internal import flags
 from .._internal.flags import Flag, flag
-from .._internal.netaddr import split_host_port
+from ..client import Consumer, Message
+from . import client_setup
+from .runner import EXIT_FAILED, EXIT_OK, run_tool
 
 
 @dataclass(frozen=True)
 class TailOptions:
-    topic: str = ""
+    topics: tuple[str, ...] = ()
     channel: str = ""
-    nsqd_tcp_address: str = "127.0.0.1:4150"
+    nsqd_tcp_addresses: tuple[str, ...] = ()
+    lookupd_http_addresses: tuple[str, ...] = ()
     max_in_flight: int = 200
     n: int = 0
     print_topic: bool = False
+    consumer_opts: tuple[str, ...] = ()
 
 
 # fmt: off
 FLAGS: tuple[Flag, ...] = (
-    flag("topic", flags.string, "NSQ topic to print"),
+    client_setup.TOPICS,
     flag("channel", flags.string, "NSQ channel", default_text="tail<random>#ephemeral"),
-    flag("nsqd-tcp-address", flags.address, "nsqd TCP address"),
-    flag("max-in-flight", flags.natural, "max number of messages to allow in flight"),
+    client_setup.NSQD_TCP_ADDRESSES,
+    client_setup.LOOKUPD_HTTP_ADDRESSES,
+    client_setup.MAX_IN_FLIGHT,
     flag("n", flags.natural, "total messages to show (will wait if starved)", short="n"),
     flag("print-topic", flags.boolean, "print topic name where message was received", bare=True),
+    client_setup.CONSUMER_OPT,
 )
 # fmt: on
 
-
-def run(options: TailOptions) -> int:
-    if not options.topic:
-        print("pnsq tail: --topic is required", file=sys.stderr)
-        return 1
-    try:
-        tail(
-            options.topic,
-            options.nsqd_tcp_address,
-            sys.stdout.buffer,
-            channel=options.channel or None,
-            max_in_flight=options.max_in_flight,
-            count=options.n,
-            print_topic=options.print_topic,
-        )
-    except KeyboardInterrupt:
-        pass
-    except (OSError, wire.ProtocolError, ValueError) as err:
-        print(f"pnsq tail: {err}", file=sys.stderr)
-        return 1
-    return 0
+STDOUT = 1
+Handler = Callable[[Message], Awaitable[None]]
 
 
 def random_channel() -> str:
-    return f"tail{random.randrange(1_000_000):06d}#ephemeral"
+    return f"tail{random.randrange(999_999):06d}#ephemeral"
 
 
-def tail(
-    topic: str,
-    nsqd_tcp_address: str,
-    out: BinaryIO,
-    *,
-    channel: str | None = None,
-    max_in_flight: int = 200,
-    count: int = 0,
-    print_topic: bool = False,
-) -> int:
-    """Print message bodies, one per line, until ``count`` messages (0: forever).
+class Printer:
+    """Queues messages from the consumers' handlers; ``run`` writes them out and FINs them."""
 
-    Returns the number printed; raises ProtocolError for an error frame from nsqd and
-    ConnectionError when nsqd goes away.
-    """
-    host, port = split_host_port(nsqd_tcp_address)
-    identify = {"feature_negotiation": True, "user_agent": f"pnsq_tail/{__version__}"}
-    frames = wire.FrameReader()
-    printed = 0
-    with socket.create_connection((host or "127.0.0.1", port)) as sock:
-        sock.sendall(
-            wire.MAGIC_V2
-            + wire.encode_identify(identify)
-            + wire.encode_sub(topic, channel or random_channel())
-            + wire.encode_rdy(max_in_flight)
-        )
+    def __init__(self, fd: int, limit: int) -> None:
+        self.fd, self.limit = fd, limit
+        self.shown = 0
+        self.done = anyio.Event()  # -n reached, or stdout failed
+        self.error: OSError | None = None
+        self._lines: list[bytes] = []
+        self._messages: list[Message] = []
+        self._wake = anyio.Event()
+        self._writing = anyio.Lock()
+
+    def handler(self, topic: str, print_topic: bool) -> Handler:
         prefix = f"{topic} | ".encode() if print_topic else b""
-        while not count or printed < count:
-            data = sock.recv(256 * 1024)
-            if not data:
-                raise ConnectionError("nsqd closed the connection")
-            frames.receive_data(data)
-            replies = []
-            while (frame := frames.next_frame()) is not None:
-                frame_type, payload = frame
-                if frame_type == wire.FRAME_TYPE_ERROR:
-                    raise wire.error_from_bytes(payload)
-                if frame_type == wire.FRAME_TYPE_RESPONSE:
-                    if payload == wire.HEARTBEAT:
-                        replies.append(wire.encode_nop())
-                    continue
-                _, _, msg_id, body = wire.decode_message(payload)
-                if not count or printed < count:
-                    out.write(prefix + body + b"\n")
-                    printed += 1
-                replies.append(wire.encode_fin(msg_id))
-            out.flush()
-            if replies:
-                sock.sendall(b"".join(replies))
-    return printed
+
+        async def handle(message: Message) -> None:
+            if self.done.is_set():
+                message.requeue(0, backoff=False)  # beyond -n, or stdout is gone: not ours
+                return
+            message.disable_auto_response()
+            self._lines.append(prefix + message.body + b"\n")
+            self._messages.append(message)
+            self.shown += 1
+            if self.shown == self.limit:
+                self.done.set()
+            self._wake.set()
+
+        return handle
+
+    async def run(self) -> None:
+        """Write what is queued whenever something is; until cancelled."""
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write what is queued (in a thread: a stalled terminal or pipe must not stop the
+        connections' heartbeats), then FIN it; one writer at a time keeps the order."""
+        async with self._writing:
+            if not self._messages:
+                return
+            data, messages = b"".join(self._lines), self._messages
+            self._lines, self._messages = [], []
+            await self._write(data, messages)
+
+    async def _write(self, data: bytes, messages: list[Message]) -> None:
+        try:
+            await anyio.to_thread.run_sync(_write_all, self.fd, data)
+        except OSError as exc:
+            self.error = exc
+            self.done.set()
+            for message in messages:
+                message.requeue(0, backoff=False)
+            return
+        for message in messages:
+            message.finish()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def settings(options: TailOptions) -> tuple[str, dict[str, Any]]:
+    """The channel and the Consumer arguments; ValueError for missing or conflicting flags."""
+    if not options.topics:
+        raise ValueError("--topic required")
+    channel = options.channel or random_channel()
+    for topic in options.topics:
+        if not wire.is_valid_topic_name(topic):
+            raise ValueError(f"invalid topic name {topic!r}")
+    if not wire.is_valid_channel_name(channel):
+        raise ValueError(f"invalid channel name {channel!r}")
+    max_in_flight = options.max_in_flight
+    if 0 < options.n < max_in_flight:
+        max_in_flight = options.n  # don't ask for more messages than we want
+    arguments = client_setup.consumer_arguments("tail", options, max_in_flight=max_in_flight)
+    return channel, arguments
+
+
+async def tail(
+    options: TailOptions, channel: str, arguments: dict[str, Any], stop: anyio.Event
+) -> int:
+    printer = Printer(STDOUT, options.n)
+    readers = [
+        Consumer(topic, channel, printer.handler(topic, options.print_topic), **arguments)
+        for topic in options.topics
+    ]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(printer.run)
+        for consumer in readers:
+            tg.start_soon(consumer.run)
+        async with anyio.create_task_group() as until:
+
+            async def finish_when(event: anyio.Event) -> None:
+                await event.wait()
+                until.cancel_scope.cancel()
+
+            until.start_soon(finish_when, stop)
+            until.start_soon(finish_when, printer.done)
+        async with anyio.create_task_group() as closing:
+            for consumer in readers:
+                closing.start_soon(consumer.close)
+        await printer.flush()
+        tg.cancel_scope.cancel()
+    if isinstance(printer.error, BrokenPipeError):
+        return EXIT_OK  # the reader went away (``pnsq tail ... | head``): nothing to report
+    if printer.error is not None:
+        print(f"pnsq tail: writing to stdout: {printer.error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run(options: TailOptions) -> int:
+    try:
+        channel, arguments = settings(options)  # flag mistakes: one line before anything starts
+    except ValueError as exc:
+        print(f"pnsq tail: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return run_tool("tail", lambda stop: tail(options, channel, arguments, stop))

@@ -130,16 +130,7 @@ def run(options: ToHTTPOptions) -> int:
 async def to_http(options: ToHTTPOptions, stop: anyio.Event) -> int:
     """Deliver messages until ``stop`` is set; then finish the requests under way."""
     check(options)
-    kwargs = client_setup.consumer_arguments(
-        "to_http",
-        nsqd_tcp_addresses=options.nsqd_tcp_addresses,
-        lookupd_http_addresses=options.lookupd_http_addresses,
-        max_in_flight=options.max_in_flight,
-        consumer_opts=options.consumer_opts,
-    )
-    # A relay that gives up drops a message nobody acknowledged: retry until it is delivered
-    # unless --consumer-opt=max_attempts,N says otherwise (go-nsq's default would give up at 5).
-    kwargs.setdefault("max_attempts", 0)
+    kwargs = client_setup.consumer_arguments("to_http", options, relay=True)
     connect, request = _timeouts(options)
     kwargs.setdefault("close_timeout", connect + request + 1.0)  # requests under way finish
     clients = ClientPool(

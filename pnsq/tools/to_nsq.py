@@ -117,16 +117,7 @@ def run(options: ToNSQOptions) -> int:
 async def to_nsq(options: ToNSQOptions, stop: anyio.Event) -> int:
     """Forward messages until ``stop`` is set; then forward and FIN what is in flight."""
     check(options)
-    kwargs = client_setup.consumer_arguments(
-        "to_nsq",
-        nsqd_tcp_addresses=options.nsqd_tcp_addresses,
-        lookupd_http_addresses=options.lookupd_http_addresses,
-        max_in_flight=options.max_in_flight,
-        consumer_opts=options.consumer_opts,
-    )
-    # A relay that gives up drops a message nobody acknowledged: keep retrying unless
-    # --consumer-opt=max_attempts,N says otherwise (go-nsq's default would give up at 5).
-    kwargs.setdefault("max_attempts", 0)
+    kwargs = client_setup.consumer_arguments("to_nsq", options, relay=True)
     _, settings = client_setup.parse_go_nsq_options(options.producer_opts, consumer=False)
     config = client_setup.connection_config("to_nsq", settings)
     async with AsyncExitStack() as stack:

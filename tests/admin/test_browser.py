@@ -141,6 +141,18 @@ def _browse(base: str, nsqds: list[str], shots: Path | None) -> None:
             expect(page.locator('[data-testid="counter"]')).not_to_have_text("…")
             if shots is not None:
                 _screenshots(page, base, nsqds, shots)
+
+            # Drain asks first, then the node drains (the consumer holds a message in flight
+            # there, so it stays up) and its page says so.
+            visit(f"/nodes/{nsqds[0]}")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.locator("#drain-button").click()
+            expect(page.locator("#status")).to_have_text("drain: done")
+            expect(page.locator("#totals")).to_contain_text("draining")
+            assert _stats(nsqds[0])["state"] == "draining"
+            visit("/nodes")
+            expect(page.locator(f'tr[data-node="{nsqds[0]}"]')).to_contain_text("draining")
+            expect(page.locator(f'tr[data-node="{nsqds[1]}"]')).not_to_contain_text("draining")
         finally:
             browser.close()
 

@@ -97,7 +97,9 @@ async def test_info_reports_version_ports_and_client_limits_in_nanoseconds(
         "max_deflate_level",
         "topology_zone",
         "topology_region",
+        "state",  # pnsq's addition (drain mode); NSQ's keys come first, unchanged
     ]
+    assert info["state"] == "running"
     assert info["version"] == "1.3.0"
     assert info["broadcast_address"] == "127.0.0.1"
     assert (info["http_port"], info["tcp_port"]) == (nsqd.http_address[1], nsqd.tcp_address[1])

@@ -14,7 +14,7 @@ from v2client import V2Client, open_consumer
 from pnsq.nsqd.nsqd import NSQD
 from pnsq.nsqd.stats import memory_stats, stats_document, stats_text
 
-TOP_KEYS = ["version", "health", "start_time", "topics", "memory", "producers"]
+TOP_KEYS = ["version", "health", "start_time", "state", "topics", "memory", "producers"]
 TOPIC_KEYS = [
     "topic_name",
     "channels",
@@ -200,7 +200,7 @@ async def test_include_clients_false_nulls_clients_and_producers(
 async def test_include_mem_false_leaves_memory_out(nsqd: NSQD, http: Any) -> None:
     doc = await stats(http, nsqd, "&include_mem=0")
     assert "memory" not in doc
-    assert list(doc) == ["version", "health", "start_time", "topics", "producers"]
+    assert list(doc) == ["version", "health", "start_time", "state", "topics", "producers"]
 
 
 async def test_producer_pub_counts_follow_the_topic_filter(nsqd: NSQD, http: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import pytest
 
@@ -55,23 +56,30 @@ def test_bad_go_nsq_options_are_refused_with_the_reason(
         parse_go_nsq_options(options, consumer=consumer)
 
 
+@dataclass(frozen=True)
+class _Flags:
+    nsqd_tcp_addresses: tuple[str, ...] = ()
+    lookupd_http_addresses: tuple[str, ...] = ()
+    max_in_flight: int = 5
+    consumer_opts: tuple[str, ...] = ()
+
+
 def test_consumer_arguments_need_one_kind_of_address() -> None:
-    common = {"max_in_flight": 5, "consumer_opts": ()}
     with pytest.raises(ValueError, match="required"):
-        consumer_arguments("tail", nsqd_tcp_addresses=(), lookupd_http_addresses=(), **common)
+        consumer_arguments("tail", _Flags())
     with pytest.raises(ValueError, match="not both"):
-        consumer_arguments(
-            "tail", nsqd_tcp_addresses=["a:1"], lookupd_http_addresses=["b:2"], **common
-        )
-    kwargs = consumer_arguments(
-        "tail",
-        nsqd_tcp_addresses=["a:1"],
-        lookupd_http_addresses=(),
-        max_in_flight=5,
-        consumer_opts=["max_in_flight,7"],  # an explicit go-nsq setting wins, as in NSQ's tools
-    )
+        consumer_arguments("tail", _Flags(("a:1",), ("b:2",)))
+    # an explicit go-nsq setting wins over the flag, as in NSQ's tools
+    kwargs = consumer_arguments("tail", _Flags(("a:1",), consumer_opts=("max_in_flight,7",)))
     assert kwargs["max_in_flight"] == 7
     assert kwargs["nsqd_tcp_addresses"] == ["a:1"]
+    assert "max_attempts" not in kwargs  # the consumer's own default (go-nsq's 5)
+
+
+def test_a_relay_never_gives_up_unless_told_to() -> None:
+    assert consumer_arguments("x", _Flags(("a:1",)), relay=True)["max_attempts"] == 0
+    told = _Flags(("a:1",), consumer_opts=("max_attempts,9",))
+    assert consumer_arguments("x", told, relay=True)["max_attempts"] == 9
 
 
 class _Terminal(io.StringIO):

@@ -291,7 +291,7 @@ async function nodesPage() {
     fill("nodes", table(["Node", "Hostname", "Broadcast address", "TCP", "HTTP", "Version", "Status", "Rate", "Topics"], (body.nodes || []).map((n) =>
       h("tr", { "data-node": n.node }, h("td", {}, h("a", { href: `/nodes/${enc(n.node)}` }, n.node)), h("td", {}, n.hostname), h("td", {}, n.broadcast_address),
         h("td", { class: "n" }, n.tcp_port), h("td", { class: "n" }, n.http_port), h("td", {}, n.version, n.out_of_date ? badge("out of date") : null),
-        h("td", {}, n.up ? badge("up", "up") : badge(`down: ${n.error}`, "down")), h("td", { class: "n" }, rate(n.rate)),
+        h("td", {}, n.up ? badge("up", "up") : badge(`down: ${n.error}`, "down"), n.state === "draining" ? badge("draining") : null), h("td", { class: "n" }, rate(n.rate)),
         h("td", {}, n.topics.map((t) => h("a", { href: `/topics/${enc(t.topic)}`, class: t.tombstoned ? "tag tombstoned" : "tag" }, t.topic)))))
       , "nodes-table"));
   };
@@ -305,8 +305,11 @@ async function nodePage(node) {
     const { ok, body } = await api(`/api/nodes/${enc(node)}`);
     showWarning(ok ? body.message : `${node}: ${body.message}`);
     if (!ok) return;
-    fill("totals", h("p", { class: "totals" }, body.up ? badge("up", "up") : badge(`down: ${body.error}`, "down"),
-      ` ${body.hostname} · version ${body.version} · messages ${num(body.total_messages)} · clients ${num(body.total_clients)} · ${rate(body.rate)}`));
+    const draining = body.state === "draining";
+    fill("totals", h("p", { class: "totals" }, body.up ? badge("up", "up") : badge(`down: ${body.error}`, "down"), draining ? badge("draining") : null,
+      ` ${body.hostname} · version ${body.version} · messages ${num(body.total_messages)} · clients ${num(body.total_clients)} · ${rate(body.rate)} `,
+      body.up && !draining ? h("button", { class: "small danger", id: "drain-button", title: "refuse publishes, deliver what is queued, then shut down", onclick: () =>
+        act(`/api/nodes/${enc(node)}`, { action: "drain" }, `Drain ${node}? It refuses new messages, delivers what it holds, then exits.`) }, "Drain") : null));
     const rows = [];
     for (const t of body.topics) {
       rows.push(h("tr", { class: "topic-row" }, h("td", {}, h("a", { href: `/topics/${enc(t.topic_name)}` }, t.topic_name), t.paused ? badge("paused") : null), h("td", {}, ""),
