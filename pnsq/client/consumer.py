@@ -122,6 +122,7 @@ class Consumer:
         self._drained = anyio.Event()
         self._stopped = anyio.Event()
         self._connectors: dict[tuple[str, int], anyio.CancelScope] = {}
+        self._serving: dict[tuple[str, int], anyio.CancelScope] = {}  # connected now
         self._tg: anyio.abc.TaskGroup | None = None
         self._outer: anyio.abc.TaskGroup | None = None
         self._touching: dict[bytes, tuple[Message, float]] = {}
@@ -226,13 +227,18 @@ class Consumer:
     # -- connections -------------------------------------------------------------------------
 
     def _want(self, address: tuple[str, int]) -> None:
-        if address not in self._connectors and self._tg is not None:
+        if address in self._serving:  # listed again while still connected: keep that one
+            self._connectors[address] = self._serving[address]
+        elif address not in self._connectors and self._tg is not None:
             scope = self._connectors[address] = anyio.CancelScope()
             self._tg.start_soon(self._connector, address, scope)
 
     def _unwant(self, address: tuple[str, int]) -> None:
+        """lookupd no longer lists it: stop dialling it, but a live connection is served until
+        nsqd closes it (go-nsq never drops one either): a draining nsqd unregisters first and
+        still hands its backlog to the consumers it has."""
         scope = self._connectors.pop(address, None)
-        if scope is not None:
+        if scope is not None and address not in self._serving:
             scope.cancel()
 
     async def _connector(self, address: tuple[str, int], scope: anyio.CancelScope) -> None:
@@ -246,8 +252,12 @@ class Consumer:
                     log.warning("consumer %s/%s: %s", self.topic, self.channel, exc)
                 else:
                     delay = self.reconnect_delay
-                    await self._serve(conn)
-                if self._closing.is_set():
+                    self._serving[address] = scope
+                    try:
+                        await self._serve(conn)
+                    finally:
+                        del self._serving[address]
+                if self._closing.is_set() or self._connectors.get(address) is not scope:
                     return
                 if self.lookupd_http_addresses:
                     self._repoll.set()

@@ -272,7 +272,7 @@ async def test_auto_touch_keeps_a_long_handler_s_message_in_flight(make_nsqd: Ma
     assert nsqd.topics["t"].channels["c"].timeout_count == 0
 
 
-async def test_lookupd_discovery_connects_to_new_producers_and_drops_gone_ones(
+async def test_lookupd_discovery_connects_to_new_producers_and_stops_dialling_gone_ones(
     make_nsqd: MakeNSQD, make_lookupd: MakeLookupd, http: Any
 ) -> None:
     lookupd = await make_lookupd()
@@ -301,11 +301,20 @@ async def test_lookupd_discovery_connects_to_new_producers_and_drops_gone_ones(
             await p.publish("t", b"from b")
         await wait_until(lambda: len(consumer.connections) == 2)
         await wait_until(lambda: got == [b"from a", b"from b"])
-        # a leaves the lookupd (it stays up): the consumer drops its connection to a
+        # a leaves the lookupd (it stays up, as a draining nsqd does): the live connection to a
+        # keeps delivering (go-nsq's behaviour), but once it closes a is not dialled again
         response = await http(a.http_address, "PUT", "/config/nsqlookupd_tcp_addresses", b"[]")
         assert response.status == 200
         await wait_until(lambda: producer_count(lookupd, "t") == 1)
+        await wait_until(lambda: a.tcp_address not in consumer._connectors)
+        async with Producer(tcp(a)) as p:
+            await p.publish("t", b"a again")
+        await wait_until(lambda: got[-1:] == [b"a again"])
+        response = await http(a.http_address, "POST", "/channel/delete?topic=t&channel=c")
+        assert response.status == 200
         await wait_until(lambda: [c.address for c in consumer.connections] == [b.tcp_address])
+        await wait_until(lambda: a.tcp_address not in consumer._serving)
+        assert a.tcp_address not in consumer._connectors
 
 
 async def test_consumer_merges_the_producers_of_two_lookupds(
