@@ -5,7 +5,8 @@ nsqd (``--sync-every=1``) run as real processes, and producers and consumers are
 pnsq's client, consumers finding nsqds through lookupd. Every scenario asserts that every
 acknowledged message was consumed at least once, and reports duplicates and recovery times
 (``CLUSTER <scenario>:`` lines with ``-s``, and a JSON file in the test's tmp dir).
-test_cluster_faults.py has the network faults (partition, lookupd loss, delay and loss).
+test_cluster_faults.py has the network faults (partition, lookupd loss, delay and loss),
+test_cluster_drain.py the drain of one nsqd under load.
 """
 
 from __future__ import annotations
