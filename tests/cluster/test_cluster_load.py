@@ -114,8 +114,10 @@ def test_rolling_restart_of_every_nsqd(make_cluster: MakeCluster) -> None:
     load.prepare()
     load.consume("consumer1", max_in_flight=200)
     load.consume("consumer2", max_in_flight=200)
-    producer = load.produce(40_000, batch=100, tasks=2, pause=0.01, deadline=90)
+    # at least 6 s of publishing however fast the machine: it must outlast three restarts
+    producer = load.produce(40_000, batch=100, tasks=2, pause=0.03, deadline=90)
     restarts = {name: _restart(cluster, load, name) for name in NSQDS}
+    assert producer.running(), "the load ended before the last restart: nothing was tested"
     summary = load.wait_produced(producer, timeout=90)
     load.ledger.wait_all_consumed(timeout=60)
     figures = load.ledger.figures() | {
