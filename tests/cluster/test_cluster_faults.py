@@ -27,7 +27,7 @@ def _link_drops(cluster: Cluster, lookupd_address: str) -> int:
 def test_partition_nsqd_from_one_lookupd_then_heal(make_cluster: MakeCluster) -> None:
     """nsqd3 and lookupd1 cannot reach each other: consumption goes on, a topic nsqd3 creates
     meanwhile is found through lookupd2 alone, and after the heal nsqd3 registers everything
-    with lookupd1 again (not tombstoned)."""
+    with lookupd1 again (not tombstoned; a tombstone set then applies to that topic there)."""
     cluster = make_cluster()
     nsqd3, lookupd1 = cluster.host("nsqd3"), cluster.host("lookupd1")
     steady = Load(cluster, "part")
@@ -77,6 +77,23 @@ def test_partition_nsqd_from_one_lookupd_then_heal(make_cluster: MakeCluster) ->
     # every topic, and nothing is tombstoned
     assert any(sorted(n["topics"]) == ["fresh", "load"] for n in entries), entries
     assert not any(any(n["tombstones"]) for n in entries), entries
+    _tombstone_on_lookupd1_only(cluster)
+
+
+def _tombstone_on_lookupd1_only(cluster: Cluster) -> None:
+    """An operator tombstones nsqd3 for "fresh" on the healed lookupd1: lookupd1 stops giving it
+    out for that topic alone and says so in /nodes; lookupd2 is not affected."""
+    nsqd3 = cluster.host("nsqd3")
+    target = f"/topic/tombstone?topic=fresh&node={nsqd3.address}:4151"
+    status, body = http(cluster.host("consumer1"), cluster.lookupd_http("lookupd1"), "POST", target)
+    assert status == 200, body
+    assert cluster.lookup("lookupd1", "fresh") == set()
+    assert cluster.nsqd_tcp("nsqd3") in cluster.lookup("lookupd1", "load")
+    assert cluster.lookup("lookupd2", "fresh") == {cluster.nsqd_tcp("nsqd3")}
+    entries = [n for n in cluster.nodes("lookupd1") if "fresh" in n["topics"]]
+    assert [dict(zip(n["topics"], n["tombstones"], strict=True)) for n in entries] == [
+        {"fresh": True, "load": False}
+    ], entries
 
 
 def _new_topic_found_through_lookupd2_only(cluster: Cluster) -> Load:
