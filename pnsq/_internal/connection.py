@@ -23,9 +23,9 @@ async def serve_connection(
 ) -> None:
     try:
         await serve()
-    except _GONE:
-        pass
-    except Exception:
+    except* _GONE:
+        pass  # the client went away; a nursery (reader + writer) reports it as a group
+    except* Exception:
         log.exception("[%s] internal error; closing this connection", who)
     finally:
         with trio.move_on_after(1) as scope:

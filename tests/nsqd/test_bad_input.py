@@ -37,7 +37,7 @@ def vm_rss() -> int:
 def no_tracebacks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     caplog.set_level(logging.INFO, logger="pnsq")
     yield
-    crashes = [r for r in caplog.records if r.exc_info]
+    crashes = [r for r in caplog.get_records("call") if r.exc_info]
     assert not crashes, f"nsqd logged a traceback: {crashes[0].getMessage()}"
 
 
@@ -271,4 +271,21 @@ async def test_2000_idle_connections_cost_little_and_block_no_one(
         for stream in streams:
             await stream.aclose()
     await wait_until(lambda: not nsqd.clients, deadline=30)
+    await assert_still_serving(address)
+
+
+async def test_a_client_resetting_its_connection_is_a_quiet_disconnect(
+    nsqd: NSQD, address: tuple[str, int]
+) -> None:
+    """A reset (RST, as a killed client's kernel sends) ends that connection like a close: no
+    traceback, no "internal error" (the autouse fixture fails the test on either)."""
+    for subscribed in (False, True):
+        sock = trio.socket.socket()
+        await sock.connect(address)
+        await sock.send(b"  V2" + (b"SUB reset ch\n" if subscribed else b""))
+        if subscribed:
+            assert await sock.recv(100) == b"\x00\x00\x00\x06\x00\x00\x00\x00OK"
+        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        await wait_until(lambda: not nsqd.clients)
     await assert_still_serving(address)
