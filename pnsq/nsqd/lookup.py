@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket
 from collections import deque
 from collections.abc import Mapping
@@ -112,8 +113,9 @@ class LookupPeer:
         self._queue: deque[bytes] = deque()
         self._overflow = False
         self._wake = trio.Event()
-        self._outstanding = 0  # commands sent and not yet answered
-        self._last_reply = 0.0
+        # [sent at, how many] per batch of commands sent and not yet all answered, oldest
+        # first: lookupd answers in order, so the head is what the reply timeout measures
+        self._unanswered: deque[list[float]] = deque()
         self._backoff = BACKOFF_MIN
 
     def send(self, command: bytes) -> None:
@@ -161,8 +163,7 @@ class LookupPeer:
             log.info("LOOKUPD(%s): peer info %s", self.address, info)
             self._queue.clear()
             self._overflow = False
-            self._outstanding = 0
-            self._last_reply = trio.current_time()
+            self._unanswered.clear()
             self.connected = True
             self._backoff = BACKOFF_MIN
             async with trio.open_nursery() as nursery:
@@ -189,27 +190,34 @@ class LookupPeer:
         next_ping = trio.current_time() + PING_INTERVAL
         while True:
             if batch:
-                self._outstanding += len(batch)
+                self._unanswered.append([trio.current_time(), len(batch)])
                 await stream.send_all(b"".join(batch))
-            with trio.move_on_at(next_ping):
+            with trio.move_on_at(min(next_ping, self._reply_deadline())):
                 await self._wake.wait()
             self._wake = trio.Event()
             if self._overflow:
                 raise LinkLostError("too many changes queued; re-registering")
+            now = trio.current_time()
+            if now >= self._reply_deadline():
+                raise LinkLostError(f"no reply in {REPLY_TIMEOUT:g}s")
             batch = list(self._queue)
             self._queue.clear()
-            now = trio.current_time()
             if now >= next_ping:
-                if self._outstanding and now - self._last_reply > REPLY_TIMEOUT:
-                    raise LinkLostError("no reply")
                 batch.append(encode_lookup_ping())
                 next_ping = now + PING_INTERVAL
+
+    def _reply_deadline(self) -> float:
+        """When the oldest unanswered command has waited ``REPLY_TIMEOUT`` (inf: none waits)."""
+        return self._unanswered[0][0] + REPLY_TIMEOUT if self._unanswered else math.inf
 
     async def _read_replies(self, stream: trio.SocketStream, replies: ReplyReader) -> None:
         while True:
             reply = await _read_reply(stream, replies)
-            self._outstanding -= 1
-            self._last_reply = trio.current_time()
+            if self._unanswered:
+                head = self._unanswered[0]
+                head[1] -= 1
+                if not head[1]:
+                    self._unanswered.popleft()
             if reply != b"OK":
                 log.error("LOOKUPD(%s): error reply %r", self.address, reply[:200])
 
