@@ -13,6 +13,13 @@ another site cannot send that, and a script on another site needs a CORS preflig
 granted), and ``Origin`` and ``Sec-Fetch-Site``, when the browser sends them, must say this
 site. Pages are also served with ``X-Frame-Options: DENY`` so no other site can frame the
 buttons.
+
+Access control is nsqadmin's: with ``--admin-user`` given, an action is refused with 403
+``FORBIDDEN`` unless the ``--acl-http-header`` (set by the proxy in front, which authenticates)
+names one of them; without admin users everyone may act, as in nsqadmin. The page learns which
+from ``data-admin`` on its ``<body>`` (nsqadmin's ``isAdmin`` in its index template) and shows
+no action buttons to others. Each action that reached the cluster is announced to
+``--notification-http-endpoint`` (``notify.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import (
-    FileResponse,
+    HTMLResponse,
     JSONResponse,
     PlainTextResponse,
     Response,
@@ -43,6 +50,7 @@ from . import aggregate
 from .aggregate import Node, View
 from .cluster import ActionResult, Cluster, FetchError
 from .history import History, counters
+from .notify import Notifier, admin_action
 from .options import AdminOptions
 
 log = logging.getLogger("pnsq.admin")
@@ -70,9 +78,13 @@ def _error(status: int, message: str) -> JSONResponse:
 class Admin:
     """The state behind the app: the cluster client, the sampled history, the sample event."""
 
-    def __init__(self, options: AdminOptions, cluster: Cluster) -> None:
+    def __init__(
+        self, options: AdminOptions, cluster: Cluster, notifier: Notifier | None = None
+    ) -> None:
         self.options = options
         self.cluster = cluster
+        self.notifier = notifier
+        self._index = (STATIC / "index.html").read_text()
         self.history = History(options.history_size)
         self.last_sample: dict[str, Any] = {}
         self._sampled = trio.Event()
@@ -102,6 +114,8 @@ class Admin:
                 try:
                     if request.method not in ("GET", "HEAD"):
                         _check_same_origin(request)
+                        if not self.is_admin(request):
+                            raise APIError(403, "FORBIDDEN")
                     return await handler(request)
                 except APIError as err:
                     return _error(err.status, err.message)
@@ -141,8 +155,15 @@ class Admin:
         ]
         return Starlette(routes=routes)
 
+    def is_admin(self, request: Request) -> bool:
+        """nsqadmin's rule: everyone without admin users, else the users the header names."""
+        users = self.options.admin_users
+        return not users or request.headers.get(self.options.acl_http_header, "") in users
+
     async def page(self, request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
+        admin = "true" if self.is_admin(request) else "false"
+        html = self._index.replace("<body>", f'<body data-admin="{admin}">', 1)
+        return HTMLResponse(html, headers=_PAGE_HEADERS)
 
     async def ping(self, request: Request) -> Response:
         return PlainTextResponse("OK")
@@ -230,7 +251,7 @@ class Admin:
     async def node(self, request: Request) -> Response:
         name = request.path_params["node"]
         if request.method == "POST" and (await self._action_body(request)).get("action") == "drain":
-            return await self.drain(name)
+            return await self.drain(request, name)
         if request.method != "GET":
             return await self.tombstone(request, name)
         nodes, warnings = await self._nodes()
@@ -299,10 +320,17 @@ class Admin:
             raise APIError(400, "INVALID_BODY")
         return body
 
-    def _done(self, what: str, result: ActionResult) -> Response:
+    def _done(
+        self, request: Request, what: str, result: ActionResult, *notices: tuple[str, ...]
+    ) -> Response:
+        """The action's answer; ``notices`` (``action, topic, channel?, node?``) are sent to the
+        notification endpoint unless every request of the action failed."""
         document = result.document()
         log.info("action %s: %s", what, document["message"] or "OK")
         failed_all = bool(result.results) and len(result.failed) == len(result.results)
+        if not failed_all and self.notifier is not None:
+            for notice in notices:
+                self.notifier.send(admin_action(request, *notice))
         return JSONResponse(document, 502 if failed_all else 200)
 
     async def create(self, request: Request) -> Response:
@@ -318,12 +346,15 @@ class Admin:
         if self.cluster.uses_lookupd:
             nsqds = [n.node for n in await self._producers(topic)] if channel else []
         else:
-            nsqds = list(self.options.nsqd_http_addresses)
+            nsqds = self.cluster.nsqd_addresses
             requests += [(a, "/topic/create", {"topic": topic}) for a in nsqds]
         if channel is not None:
             requests += [(a, "/channel/create", params) for a in nsqds]
         what = f"create {topic}" + (f":{channel}" if channel else "")
-        return self._done(what, await self.cluster.fan_out(requests))
+        notices: list[tuple[str, ...]] = [("create_topic", topic)]
+        if channel is not None:
+            notices.append(("create_channel", topic, channel))
+        return self._done(request, what, await self.cluster.fan_out(requests), *notices)
 
     async def _producers(self, topic: str, channel: str | None = None) -> list[Node]:
         nodes, _ = await self._nodes()
@@ -349,7 +380,8 @@ class Admin:
         elif not producers:
             raise APIError(404, "TOPIC_NOT_FOUND")
         requests += [(n.node, f"/topic/{action}", {"topic": topic}) for n in producers]
-        return self._done(f"{action} topic {topic}", await self.cluster.fan_out(requests))
+        result = await self.cluster.fan_out(requests)
+        return self._done(request, f"{action} topic {topic}", result, (f"{action}_topic", topic))
 
     async def channel_action(self, request: Request, topic: str, channel: str) -> Response:
         action = await self._action(request)
@@ -364,7 +396,8 @@ class Admin:
             raise APIError(404, "CHANNEL_NOT_FOUND")
         requests += [(n.node, f"/channel/{action}", params) for n in producers]
         what = f"{action} channel {topic}:{channel}"
-        return self._done(what, await self.cluster.fan_out(requests))
+        notice = (f"{action}_channel", topic, channel)
+        return self._done(request, what, await self.cluster.fan_out(requests), notice)
 
     async def tombstone(self, request: Request, node: str) -> Response:
         """DELETE /api/nodes/:node ``{"topic": T}`` (or POST with ``"action": "tombstone"``)."""
@@ -378,10 +411,13 @@ class Admin:
         lookupds = self.options.lookupd_http_addresses
         requests = [(a, "/topic/tombstone", {"topic": topic, "node": node}) for a in lookupds]
         requests.append((node, "/topic/delete", {"topic": topic}))
-        return self._done(f"tombstone {topic} on {node}", await self.cluster.fan_out(requests))
+        result = await self.cluster.fan_out(requests)
+        notice = ("tombstone_topic_producer", topic, "", node)
+        return self._done(request, f"tombstone {topic} on {node}", result, notice)
 
-    async def drain(self, node: str) -> Response:
-        """POST /api/nodes/:node ``{"action": "drain"}``: the nsqd's ``PUT /state/drain``."""
+    async def drain(self, request: Request, node: str) -> Response:
+        """POST /api/nodes/:node ``{"action": "drain"}``: the nsqd's ``PUT /state/drain``
+        (not in nsqadmin; its notification is ``drain_node``)."""
         nodes, _ = await self._nodes()
         if not any(n.node == node for n in nodes):
             raise APIError(404, "NODE_NOT_FOUND")
@@ -390,7 +426,7 @@ class Admin:
             result.add(f"{node}/state/drain", await self.cluster.put(node, "/state/drain"))
         except FetchError as err:
             result.add(f"{node}/state/drain", err)
-        return self._done(f"drain {node}", result)
+        return self._done(request, f"drain {node}", result, ("drain_node", "", "", node))
 
 
 def _name(value: object, kind: str) -> str:

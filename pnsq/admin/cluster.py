@@ -4,7 +4,8 @@ The admin is an HTTP client of the daemons like any other (STYLE: it imports not
 nsqd or lookupd). Every fan-out runs all requests at once, each under its own deadline
 (``--http-client-request-timeout``), so a node that does not answer delays a page by that much
 at most and shows up as an error, never as a failed page. Nodes are named ``host:http_port``:
-the lookupds' ``broadcast_address:http_port``, or the ``--nsqd-http-address`` as given.
+the lookupds' ``broadcast_address:http_port``, or the ``--nsqd-http-address`` without its
+scheme; an address given as ``https://`` is reached over TLS under every name it goes by.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import httpx
 import trio
 
 from .aggregate import Node
-from .options import AdminOptions
+from .options import AdminOptions, split_scheme
 
 log = logging.getLogger("pnsq.admin")
 T = TypeVar("T")
@@ -80,12 +81,19 @@ class Cluster:
         self.options = options
         self.client = client
         self._info: dict[str, dict[str, Any]] = {}  # --nsqd-http-address -> its /info
+        given = options.lookupd_http_addresses + options.nsqd_http_addresses
+        self._schemes = {bare: scheme for scheme, bare in map(split_scheme, given)}
+        self.nsqd_addresses = [split_scheme(a)[1] for a in options.nsqd_http_addresses]
+
+    def url(self, address: str, path: str) -> str:
+        scheme, bare = split_scheme(address)
+        return f"{self._schemes.get(bare, scheme)}://{bare}{path}"
 
     # -- plain requests ---------------------------------------------------------------------
 
     async def _request(self, method: str, address: str, path: str, params: dict[str, Any]) -> Any:
         """One request under the per-request deadline; the JSON answer, or None if empty."""
-        url = f"http://{address}{path}"
+        url = self.url(address, path)
         try:
             with trio.fail_after(self.options.http_client_request_timeout):
                 response = await self.client.request(method, url, params=params)
@@ -143,7 +151,7 @@ class Cluster:
     async def _listed_nodes(self) -> list[Node]:
         """The --nsqd-http-address nodes: /stats, and /info until it has answered once, at once
         (one round trip, so a silent node costs one request timeout, not two)."""
-        addresses = self.options.nsqd_http_addresses
+        addresses = self.nsqd_addresses
         missing = [a for a in addresses if a not in self._info]
         calls = [partial(self.get, a, "/info") for a in missing]
         calls += [partial(self.get, a, "/stats", format="json") for a in addresses]

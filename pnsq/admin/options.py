@@ -3,11 +3,16 @@
 Durations are float seconds. ``--http-client-request-timeout`` defaults to 2 s (nsqadmin: 5 s):
 each page waits on every node in parallel, so this bounds how long a node that does not answer
 can hold a page up. ``FLAGS`` is read by ``pnsq.cli`` to build ``pnsq admin``.
+
+A lookupd or nsqd address may be written ``https://host:port``: the admin then reaches it over
+TLS with the ``--http-client-tls-*`` settings (NSQ writes ``http://`` into every URL; pnsq's
+nsqd can serve its API over HTTPS, so the admin needs a way to say which nodes do).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from .._internal import flags
 from .._internal.flags import Flag, flag
@@ -24,15 +29,49 @@ class AdminOptions:
     history_size: int = 450  # points kept per series: 15 minutes at 2 s
     log_level: str = "info"
     log_prefix: str = "[nsqadmin] "
+    # access control (nsqadmin's): with admin users, only they may act
+    admin_users: tuple[str, ...] = ()
+    acl_http_header: str = "X-Forwarded-User"
+    notification_http_endpoint: str = ""
+    # outbound TLS, for nodes given as https://host:port
+    http_client_tls_insecure_skip_verify: bool = False
+    http_client_tls_root_ca_file: str = ""
+    http_client_tls_cert: str = ""
+    http_client_tls_key: str = ""
+
+
+def split_scheme(address: str) -> tuple[str, str]:
+    """``https://host:port`` -> ``("https", "host:port")``; a bare ``host:port`` is http."""
+    scheme, sep, rest = address.partition("://")
+    return (scheme.lower(), rest) if sep else ("http", address)
+
+
+def node_addresses(value: object) -> tuple[str, ...]:
+    """``host:port`` or ``http(s)://host:port``, repeated."""
+    result = []
+    for item in flags.string_list(value):
+        scheme, rest = split_scheme(item)
+        if scheme not in ("http", "https"):
+            raise ValueError(f"{item!r}: only http:// or https:// may come before host:port")
+        flags.address(rest)
+        result.append(item)
+    return tuple(result)
+
+
+def url(value: object) -> str:
+    text = flags.string(value)
+    if text and (urlsplit(text).scheme not in ("http", "https") or not urlsplit(text).netloc):
+        raise ValueError(f"{text!r} is not an http:// or https:// URL")
+    return text
 
 
 # fmt: off
 FLAGS: tuple[Flag, ...] = (
     flag("http-address", flags.address, "<addr>:<port> to listen on for HTTP clients"),
-    flag("lookupd-http-address", flags.address_list,
+    flag("lookupd-http-address", node_addresses,
          "lookupd HTTP address (may be given multiple times)",
          field="lookupd_http_addresses", repeatable=True),
-    flag("nsqd-http-address", flags.address_list,
+    flag("nsqd-http-address", node_addresses,
          "nsqd HTTP address (may be given multiple times)",
          field="nsqd_http_addresses", repeatable=True),
     flag("http-client-connect-timeout", flags.positive_duration,
@@ -44,6 +83,18 @@ FLAGS: tuple[Flag, ...] = (
     flag("history-size", flags.at_least(2), "samples kept per chart series"),
     flag("log-level", flags.log_level, "log level: debug, info, warn, error, or fatal"),
     flag("log-prefix", flags.string, "log message prefix"),
+    flag("admin-user", flags.string_list,
+         "admin user (may be given multiple times; if set, only these users may act)",
+         field="admin_users", repeatable=True),
+    flag("acl-http-header", flags.string, "HTTP header to check for the admin user's name"),
+    flag("notification-http-endpoint", url,
+         "HTTP endpoint (fully qualified) to which POST notifications of admin actions are sent"),
+    flag("http-client-tls-insecure-skip-verify", flags.boolean,
+         "configure the HTTP client to skip verification of TLS certificates", bare=True),
+    flag("http-client-tls-root-ca-file", flags.string,
+         "CA file used to verify the certificates of HTTPS nodes"),
+    flag("http-client-tls-cert", flags.string, "client certificate for HTTPS nodes (PEM)"),
+    flag("http-client-tls-key", flags.string, "client key for HTTPS nodes (PEM)"),
 )
 # fmt: on
 
@@ -52,4 +103,10 @@ def finish(options: AdminOptions) -> AdminOptions:
     """nsqadmin's rule: nodes come from lookupds or from a list of nsqds, exactly one of them."""
     if bool(options.lookupd_http_addresses) == bool(options.nsqd_http_addresses):
         raise ValueError("use --lookupd-http-address or --nsqd-http-address, not both")
+    if options.http_client_tls_cert and not options.http_client_tls_key:
+        raise ValueError("--http-client-tls-key must be specified with --http-client-tls-cert")
+    if options.http_client_tls_key and not options.http_client_tls_cert:
+        raise ValueError("--http-client-tls-cert must be specified with --http-client-tls-key")
+    if options.admin_users and not options.acl_http_header:
+        raise ValueError("--acl-http-header must name a header when --admin-user is given")
     return options

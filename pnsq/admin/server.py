@@ -3,11 +3,16 @@
 Both live in one nursery, so ``serve`` stops as a whole: ``stop()`` (or SIGTERM/SIGINT under
 ``run``) and the listener, the open event streams and the sampler all end. ``serve`` reports
 the bound ``(host, port)`` through ``task_status`` so tests can listen on port 0.
+
+One httpx client serves every outbound call (nodes, lookupds, notifications); its TLS context
+comes from the ``--http-client-tls-*`` flags as nsqadmin builds its own: the system's CAs unless
+a root CA file is given, an optional client certificate, and verification off only when asked.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 
 import httpx
@@ -19,6 +24,7 @@ from .._internal import daemon
 from .._internal.netaddr import split_host_port
 from .app import Admin
 from .cluster import Cluster
+from .notify import Notifier
 from .options import AdminOptions
 
 log = logging.getLogger("pnsq.admin")
@@ -41,8 +47,12 @@ class AdminServer:
             options.http_client_request_timeout, connect=options.http_client_connect_timeout
         )
         limits = httpx.Limits(max_keepalive_connections=64)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
-            self.admin = admin = Admin(options, Cluster(options, client))
+        verify = client_ssl_context(options)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, verify=verify) as client:
+            notifier = Notifier(
+                options.notification_http_endpoint, client, options.http_client_request_timeout
+            )
+            self.admin = admin = Admin(options, Cluster(options, client), notifier)
             config = Config()
             host, port = split_host_port(options.http_address)
             config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
@@ -55,6 +65,7 @@ class AdminServer:
                 self.http_address = split_host_port(binds[0].split("://", 1)[1])
                 log.info("HTTP: listening on %s:%d", *self.http_address)
                 nursery.start_soon(self._sample_forever, admin)
+                nursery.start_soon(notifier.run)
                 task_status.started(self.http_address)
 
     async def _sample_forever(self, admin: Admin) -> None:
@@ -69,6 +80,17 @@ class AdminServer:
         """End ``serve``: the listener, the event streams and the sampler."""
         if self._scope is not None:
             self._scope.cancel()
+
+
+def client_ssl_context(options: AdminOptions) -> ssl.SSLContext:
+    """The TLS settings for HTTPS nodes; raises OSError/ssl.SSLError on unreadable files."""
+    context = ssl.create_default_context(cafile=options.http_client_tls_root_ca_file or None)
+    if options.http_client_tls_cert:
+        context.load_cert_chain(options.http_client_tls_cert, options.http_client_tls_key)
+    if options.http_client_tls_insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def run(options: AdminOptions) -> None:

@@ -2,7 +2,12 @@
 // Each page builds its frame once (title, buttons, charts, empty tables), then fills the
 // tables from /api/... on load, after every action and on every sample the server streams on
 // /api/events, so what is shown stays live without reloading. Text goes in as text nodes only.
+// Action buttons are drawn only for an admin: the server says who is one in <body data-admin>
+// (and refuses the others' actions itself; hiding the buttons is for the person, not security).
 "use strict";
+
+const isAdmin = () => document.body.dataset.admin !== "false";
+const ifAdmin = (make) => (isAdmin() ? make() : null);
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -87,7 +92,7 @@ function table(headers, rows, testid) {
 
 function fill(id, ...children) {
   const el = document.getElementById(id);
-  if (el) el.replaceChildren(...children);
+  if (el) el.replaceChildren(...children.filter((c) => c !== null && c !== undefined));
 }
 
 const clientAddress = (c) => (c.hostname ? `${c.hostname} (${c.remote_address})` : c.remote_address);
@@ -173,6 +178,7 @@ function page(title, ...parts) {
 }
 
 function createForm(topic) {
+  if (!isAdmin()) return null;
   const topicInput = topic ? null : h("input", { name: "topic", placeholder: "topic", required: true });
   const channelInput = h("input", { name: "channel", placeholder: topic ? "channel" : "channel (optional)", required: !!topic });
   return h(
@@ -194,6 +200,7 @@ function createForm(topic) {
 }
 
 function actions(path, name, paused) {
+  if (!isAdmin()) return null;
   return h(
     "div",
     { class: "actions" },
@@ -204,7 +211,7 @@ function actions(path, name, paused) {
 }
 
 async function topicsPage() {
-  page("Topics", h("div", { id: "topics" }), h("h2", {}, "Create"), createForm(null), chart("total", "rate", "messages processed per second (cluster)"));
+  page("Topics", h("div", { id: "topics" }), ifAdmin(() => h("h2", {}, "Create")), createForm(null), chart("total", "rate", "messages processed per second (cluster)"));
   refresh = async () => {
     const { body } = await api("/api/topics");
     showWarning(body.message);
@@ -240,8 +247,8 @@ async function topicPage(topic) {
         h("td", { class: "n" }, num(n.depth)), h("td", { class: "n" }, n.up ? `${num(n.memory_depth)} + ${num(n.backend_depth)}` : n.error),
         h("td", { class: "n" }, num(n.message_count)), h("td", { class: "n" }, num(n.channel_count)),
         h("td", {}, n.paused ? badge("paused") : null, n.tombstoned ? badge("tombstoned") : null,
-          h("button", { class: "small danger", title: "tombstone this topic on this node", onclick: () =>
-            act(`/api/nodes/${enc(n.node)}`, { action: "tombstone", topic }, `Tombstone ${topic} on ${n.node} and delete it there?`) }, "✘ tombstone")))), "nodes-table"));
+          ifAdmin(() => h("button", { class: "small danger", title: "tombstone this topic on this node", onclick: () =>
+            act(`/api/nodes/${enc(n.node)}`, { action: "tombstone", topic }, `Tombstone ${topic} on ${n.node} and delete it there?`) }, "✘ tombstone"))))), "nodes-table"));
     fill("channels", table(["Channel", "Depth", "Memory + Disk", "In-flight", "Deferred", "Requeued", "Timed out", "Messages", "Connections", "Rate"], body.channels.map((c) =>
       h("tr", { "data-channel": c.channel_name },
         h("td", {}, h("a", { href: `/topics/${enc(topic)}/${enc(c.channel_name)}` }, c.channel_name), c.paused ? badge("paused") : null),
@@ -308,13 +315,13 @@ async function nodePage(node) {
     const draining = body.state === "draining";
     fill("totals", h("p", { class: "totals" }, body.up ? badge("up", "up") : badge(`down: ${body.error}`, "down"), draining ? badge("draining") : null,
       ` ${body.hostname} · version ${body.version} · messages ${num(body.total_messages)} · clients ${num(body.total_clients)} · ${rate(body.rate)} `,
-      body.up && !draining ? h("button", { class: "small danger", id: "drain-button", title: "refuse publishes, deliver what is queued, then shut down", onclick: () =>
+      body.up && !draining && isAdmin() ? h("button", { class: "small danger", id: "drain-button", title: "refuse publishes, deliver what is queued, then shut down", onclick: () =>
         act(`/api/nodes/${enc(node)}`, { action: "drain" }, `Drain ${node}? It refuses new messages, delivers what it holds, then exits.`) }, "Drain") : null));
     const rows = [];
     for (const t of body.topics) {
       rows.push(h("tr", { class: "topic-row" }, h("td", {}, h("a", { href: `/topics/${enc(t.topic_name)}` }, t.topic_name), t.paused ? badge("paused") : null), h("td", {}, ""),
         h("td", { class: "n" }, num(t.depth)), h("td", { class: "n" }, `${num(t.memory_depth)} + ${num(t.backend_depth)}`), h("td", {}, ""), h("td", { class: "n" }, num(t.message_count)),
-        h("td", {}, h("button", { class: "small danger", onclick: () => act(`/api/nodes/${enc(node)}`, { action: "tombstone", topic: t.topic_name }, `Tombstone ${t.topic_name} on ${node} and delete it there?`) }, "✘ tombstone"))));
+        h("td", {}, ifAdmin(() => h("button", { class: "small danger", onclick: () => act(`/api/nodes/${enc(node)}`, { action: "tombstone", topic: t.topic_name }, `Tombstone ${t.topic_name} on ${node} and delete it there?`) }, "✘ tombstone")))));
       for (const c of t.channels) {
         rows.push(h("tr", {}, h("td", {}, ""), h("td", {}, h("a", { href: `/topics/${enc(t.topic_name)}/${enc(c.channel_name)}` }, c.channel_name), c.paused ? badge("paused") : null),
           h("td", { class: "n" }, num(c.depth)), h("td", { class: "n" }, `${num(c.memory_depth)} + ${num(c.backend_depth)}`), h("td", { class: "n" }, num(c.in_flight_count)), h("td", { class: "n" }, num(c.message_count)), h("td", {}, "")));
@@ -338,7 +345,7 @@ async function lookupPage() {
     fill("lookup", table(["Topic", "Channels", "Producers", ""], (body.topics || []).map((t) =>
       h("tr", { "data-topic": t.topic }, h("td", {}, h("a", { href: `/topics/${enc(t.topic)}` }, t.topic), t.inactive ? badge("inactive") : null),
         h("td", {}, t.channels.join(", ")), h("td", {}, t.producers.join(", ")),
-        h("td", {}, t.inactive ? h("button", { class: "small danger", onclick: () => act(`/api/topics/${enc(t.topic)}`, { action: "delete" }, `Delete inactive topic ${t.topic}?`) }, "delete") : null))), "lookup-table"));
+        h("td", {}, t.inactive && isAdmin() ? h("button", { class: "small danger", onclick: () => act(`/api/topics/${enc(t.topic)}`, { action: "delete" }, `Delete inactive topic ${t.topic}?`) }, "delete") : null))), "lookup-table"));
   };
 }
 
@@ -357,6 +364,9 @@ async function counterPage() {
 // -- start -----------------------------------------------------------------------------------
 
 function route() {
+  if (!isAdmin()) {
+    document.getElementById("live").before(h("span", { class: "read-only", id: "read-only", title: "actions need an admin user" }, "read-only"));
+  }
   const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
   const nav = parts[0] === "topics" || parts.length === 0 ? "topics" : parts[0];
   document.querySelector(`[data-nav="${nav}"]`)?.classList.add("current");
