@@ -4,6 +4,10 @@
   nursery and returns it (``server.http_address``, ``server.admin`` for its history).
 - ``silent_node``: a TCP listener that accepts and never answers, for "a node (or lookupd)
   that hangs".
+- ``sink``: a small HTTP server that takes every POST's JSON body (the notification endpoint).
+- ``tls_proxy(target, ca, client_ca=None)``: an HTTPS front for a real nsqd's HTTP API, with a
+  certificate from a trustme CA (and client certificates required when ``client_ca`` is given),
+  standing in for an nsqd that serves HTTPS.
 
 A lookupd comes from ``make_lookupd`` (tests/conftest.py): the real one, in-process, with real
 nsqds registered over TCP (``make_nsqd(nsqlookupd_tcp_addresses=...)``).
@@ -11,11 +15,16 @@ nsqds registered over TCP (``make_nsqd(nsqlookupd_tcp_addresses=...)``).
 
 from __future__ import annotations
 
+import json
+import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import h11
 import pytest
 import trio
+import trustme
 
 from pnsq.admin.options import AdminOptions
 from pnsq.admin.server import AdminServer
@@ -51,3 +60,100 @@ async def silent_node(nursery: trio.Nursery) -> str:
 
     nursery.start_soon(trio.serve_listeners, hold, listeners)
     return address(listeners[0].socket.getsockname())
+
+
+@dataclass
+class Sink:
+    """The notification endpoint: ``address``, and every JSON body POSTed to it, in order."""
+
+    address: str = ""
+    received: list[Any] = field(default_factory=list)
+    arrived: trio.Event = field(default_factory=trio.Event)
+
+    async def wait_for(self, count: int) -> list[Any]:
+        with trio.fail_after(10):
+            while len(self.received) < count:
+                await self.arrived.wait()
+                self.arrived = trio.Event()
+        return self.received
+
+
+async def _serve_http(sink: Sink, stream: trio.SocketStream) -> None:
+    conn = h11.Connection(h11.SERVER)
+    body = b""
+    async with stream:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                conn.receive_data(data)
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                sink.received.append(json.loads(body))
+                sink.arrived.set()
+                answer = conn.send(h11.Response(status_code=200, headers=[("Content-Length", "0")]))
+                await stream.send_all(answer + conn.send(h11.EndOfMessage()))
+                conn.start_next_cycle()
+                body = b""
+            elif isinstance(event, h11.ConnectionClosed):
+                return
+
+
+@pytest.fixture
+async def sink(nursery: trio.Nursery) -> Sink:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    result = Sink(address(listeners[0].socket.getsockname()))
+    nursery.start_soon(trio.serve_listeners, lambda s: _serve_http(result, s), listeners)
+    return result
+
+
+async def _pipe(source: trio.abc.ReceiveStream, sink: trio.abc.SendStream) -> None:
+    while data := await source.receive_some(65536):
+        await sink.send_all(data)
+
+
+async def _proxy(
+    context: ssl.SSLContext, target: tuple[str, int], stream: trio.SocketStream
+) -> None:
+    tls = trio.SSLStream(stream, context, server_side=True)
+    try:
+        await tls.do_handshake()
+        upstream = await trio.open_tcp_stream(*target)
+        async with upstream, trio.open_nursery() as nursery:
+
+            async def one_way(a: Any, b: Any) -> None:
+                await _pipe(a, b)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(one_way, tls, upstream)
+            nursery.start_soon(one_way, upstream, tls)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # a refused handshake or a peer that went away: that connection only
+    finally:
+        await trio.aclose_forcefully(tls)
+
+
+TLSProxy = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def tls_proxy(nursery: trio.Nursery) -> TLSProxy:
+    async def make(
+        target: tuple[str, int] | None, ca: trustme.CA, client_ca: trustme.CA | None = None
+    ) -> str:
+        assert target is not None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(context)
+        if client_ca is not None:
+            client_ca.configure_trust(context)
+            context.verify_mode = ssl.CERT_REQUIRED
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        nursery.start_soon(
+            trio.serve_listeners, lambda s: _proxy(context, target, s), listeners
+        )
+        return address(listeners[0].socket.getsockname())
+
+    return make
