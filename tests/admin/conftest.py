@@ -151,9 +151,7 @@ async def tls_proxy(nursery: trio.Nursery) -> TLSProxy:
             client_ca.configure_trust(context)
             context.verify_mode = ssl.CERT_REQUIRED
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        nursery.start_soon(
-            trio.serve_listeners, lambda s: _proxy(context, target, s), listeners
-        )
+        nursery.start_soon(trio.serve_listeners, lambda s: _proxy(context, target, s), listeners)
         return address(listeners[0].socket.getsockname())
 
     return make
