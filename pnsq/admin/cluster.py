@@ -100,7 +100,7 @@ class Cluster:
         except trio.TooSlowError:
             raise FetchError(f"{method} {url}: timed out") from None
         except httpx.HTTPError as err:
-            raise FetchError(f"{method} {url}: {err or type(err).__name__}") from None
+            raise FetchError(f"{method} {url}: {_describe(err)}") from None
         if response.status_code != 200:
             raise FetchError(f"{method} {url}: {response.status_code} {_nsq_message(response)}")
         if not response.content:
@@ -214,6 +214,17 @@ class Cluster:
     async def peek(self, nodes: list[Node], topic: str, channel: str, n: int) -> list[Any]:
         get = partial(self.get, path="/channel/peek", topic=topic, channel=channel, n=n)
         return await gather(partial(get, node.node) for node in nodes)
+
+
+def _describe(err: BaseException) -> str:
+    """The first cause with something to say: httpx's TLS errors are often empty themselves,
+    while the ssl error underneath names the reason (e.g. CERTIFICATE_VERIFY_FAILED)."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if str(cause):
+            return str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return type(err).__name__
 
 
 def _nsq_message(response: httpx.Response) -> str:
