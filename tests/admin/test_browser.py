@@ -6,6 +6,10 @@ runs in one worker thread (Playwright's sync API belongs to the thread that star
 trio serves the daemons; it checks what a person sees, clicks like one, and checks the effect
 in nsqd's own ``/stats``, as any operator's script would.
 
+Access control in the browser: with ``--admin-user alice``, a browser whose proxy header names
+eve sees no action button on any page and has the API refuse the page's own action request
+with 403; alice's browser sees the buttons and its click pauses the channel in nsqd.
+
 Set ``PNSQ_ADMIN_SCREENSHOTS=docs`` to write a screenshot of each main page (the README's).
 It needs Debian's Chromium (``.ci/run`` installs it); without it the test fails and says so.
 """
@@ -230,3 +234,78 @@ async def test_admin_in_a_browser(
         await trio.to_thread.run_sync(
             _browse, base, [address(n.http_address) for n in nsqds], shots
         )
+
+
+def _browse_as_users(base: str, nsqds: list[str]) -> None:
+    """eve (not an admin) sees no action anywhere and is refused by the API; alice acts."""
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            expect = sync_api.expect
+            # the proxy in front of the admin would set this header after authenticating
+            eve = browser.new_context(extra_http_headers={"X-Forwarded-User": "eve"})
+            page = eve.new_page()
+            page.set_default_timeout(15_000)
+
+            def visit(path: str) -> None:
+                page.goto(base + path)
+                page.wait_for_selector("body[data-ready]")
+
+            visit("/topics/orders/ship")
+            expect(page.locator('[data-testid="clients-table"]')).to_be_visible()
+            expect(page.locator("#read-only")).to_have_text("read-only")
+            for path in ("/", "/topics/orders", "/topics/orders/ship", f"/nodes/{nsqds[0]}"):
+                visit(path)
+                expect(page.locator("h1")).not_to_have_text("Not found")
+                expect(page.locator("main button")).to_have_count(0)
+                expect(page.locator('[data-testid="create-form"]')).to_have_count(0)
+            # the page's own fetch, as a script in it would send it: refused
+            answer = page.evaluate(
+                """async () => {
+                  const r = await fetch("/api/topics/orders/ship", {method: "POST",
+                    headers: {"Content-Type": "application/json"},
+                    body: JSON.stringify({action: "pause"})});
+                  return [r.status, await r.json()];
+                }"""
+            )
+            assert answer == [403, {"message": "FORBIDDEN"}]
+            assert not any(_channel(n, "orders", "ship")["paused"] for n in nsqds)
+            eve.close()
+
+            alice = browser.new_context(extra_http_headers={"X-Forwarded-User": "alice"})
+            page = alice.new_page()
+            page.set_default_timeout(15_000)
+            visit("/topics/orders/ship")
+            expect(page.locator("#read-only")).to_have_count(0)
+            expect(page.locator('button[data-action="empty"]')).to_be_visible()
+            page.locator("#pause-button").click()
+            expect(page.locator("#status")).to_have_text("pause: done")
+            assert all(_channel(n, "orders", "ship")["paused"] for n in nsqds)
+            visit("/")
+            expect(page.locator('[data-testid="create-form"]')).to_be_visible()
+            visit(f"/nodes/{nsqds[0]}")
+            expect(page.locator("#drain-button")).to_be_visible()
+            alice.close()
+        finally:
+            browser.close()
+
+
+async def test_admin_access_control_in_a_browser(
+    make_nsqd: Any, make_admin: Any, http: Any
+) -> None:
+    if not HAVE_CHROMIUM:
+        pytest.fail(
+            f"the admin's browser test needs Chromium at {CHROMIUM}: apt-get install chromium"
+        )
+    nsqds = [await make_nsqd() for _ in range(2)]
+    for nsqd in nsqds:
+        for target in ("/topic/create?topic=orders", "/channel/create?topic=orders&channel=ship"):
+            assert (await http(nsqd.http_address, "POST", target)).status == 200
+        assert (await http(nsqd.http_address, "POST", "/pub?topic=orders", b"m")).status == 200
+    nodes = [address(n.http_address) for n in nsqds]
+    admin = await make_admin(nsqd_http_addresses=tuple(nodes), admin_users=("alice",))
+    assert nsqds[0].tcp_address is not None
+    consumer = await open_consumer(nsqds[0].tcp_address, "orders", "ship", rdy=0)
+    async with consumer:
+        base = f"http://{address(admin.http_address)}"
+        await trio.to_thread.run_sync(_browse_as_users, base, nodes)
