@@ -83,10 +83,21 @@ class AdminServer:
 
 
 def client_ssl_context(options: AdminOptions) -> ssl.SSLContext:
-    """The TLS settings for HTTPS nodes; raises OSError/ssl.SSLError on unreadable files."""
-    context = ssl.create_default_context(cafile=options.http_client_tls_root_ca_file or None)
-    if options.http_client_tls_cert:
-        context.load_cert_chain(options.http_client_tls_cert, options.http_client_tls_key)
+    """The TLS settings for HTTPS nodes; OSError naming the file that could not be used."""
+    ca, cert, key = (
+        options.http_client_tls_root_ca_file,
+        options.http_client_tls_cert,
+        options.http_client_tls_key,
+    )
+    try:
+        context = ssl.create_default_context(cafile=ca or None)
+    except OSError as err:
+        raise OSError(f"failed to read TLS root CA file {ca} - {err}") from None
+    if cert:
+        try:
+            context.load_cert_chain(cert, key)
+        except OSError as err:
+            raise OSError(f"failed to load TLS certificate {cert} and key {key} - {err}") from None
     if options.http_client_tls_insecure_skip_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

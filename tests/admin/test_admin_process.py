@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
@@ -90,9 +91,62 @@ def test_admin_process_serves_the_cluster_and_stops_on_sigterm(nsqd: str) -> Non
         (["--nsqd-http-address=nohost"], "missing port"),
         (["--nsqd-http-address=a:1", "--sample-interval=5"], "missing unit in duration"),
         (["--nsqd-http-address=a:1", "--log-level=loud"], "invalid log level"),
+        (["--nsqd-http-address=ftp://a:1"], "only http:// or https://"),
+        (["--nsqd-http-address=a:1", "--http-client-tls-cert=c.pem"], "--http-client-tls-key"),
+        (["--nsqd-http-address=a:1", "--http-client-tls-key=k.pem"], "--http-client-tls-cert"),
+        (["--nsqd-http-address=a:1", "--notification-http-endpoint=x"], "not an http:// or"),
     ],
 )
 def test_admin_flags_are_checked(args: list[str], error: str) -> None:
     result = CliRunner().invoke(main, ["admin", *args])
     assert result.exit_code == 1  # as pnsq nsqd and lookupd exit on bad flags
     assert error in result.output
+
+
+def test_admin_user_flags_guard_actions_in_the_process(nsqd: str) -> None:
+    request = urllib.request.Request(f"http://{nsqd}/pub?topic=orders", b"hi", method="POST")
+    urllib.request.urlopen(request, timeout=5).close()
+    args = ["--admin-user=alice", "--admin-user=bob", "--acl-http-header=X-User"]
+    proc, admin = _start(
+        ["admin", "--http-address=127.0.0.1:0", f"--nsqd-http-address={nsqd}", *args], "HTTP:"
+    )
+    try:
+
+        def pause(*user: tuple[str, str]) -> int:
+            headers = {"Content-Type": "application/json", **dict(user)}
+            body = json.dumps({"action": "pause"}).encode()
+            url = f"http://{admin}/api/topics/orders"
+            try:
+                with urllib.request.urlopen(
+                    urllib.request.Request(url, body, headers, method="POST"), timeout=5
+                ) as response:
+                    return int(response.status)
+            except urllib.error.HTTPError as err:
+                return err.code
+
+        assert pause() == 403
+        assert pause(("X-User", "carol")) == 403
+        assert pause(("X-User", "bob")) == 200
+        stats = _get(f"http://{nsqd}/stats?format=json")
+        assert stats["topics"][0]["paused"] is True  # type: ignore[index]
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--http-client-tls-root-ca-file=/nonexistent/ca.pem"], "failed to read TLS root CA"),
+        (
+            ["--http-client-tls-cert=/nonexistent/c.pem", "--http-client-tls-key=/nonexistent/k"],
+            "failed to load TLS certificate /nonexistent/c.pem",
+        ),
+    ],
+)
+def test_unusable_tls_files_stop_the_admin_with_the_reason(flags: list[str], error: str) -> None:
+    args = ["admin", "--http-address=127.0.0.1:0", "--nsqd-http-address=127.0.0.1:1", *flags]
+    done = subprocess.run(
+        [sys.executable, "-m", "pnsq", *args], capture_output=True, text=True, timeout=20
+    )
+    assert done.returncode == 1
+    assert error in done.stderr
