@@ -6,7 +6,7 @@
 // (and refuses the others' actions itself; hiding the buttons is for the person, not security).
 "use strict";
 
-const isAdmin = () => document.body.dataset.admin !== "false";
+const isAdmin = () => document.body.dataset.admin === "true";
 const ifAdmin = (make) => (isAdmin() ? make() : null);
 
 const SVG = "http://www.w3.org/2000/svg";
