@@ -326,7 +326,9 @@ class Admin:
         """The action's answer; ``notices`` (``action, topic, channel?, node?``) are sent to the
         notification endpoint unless every request of the action failed."""
         document = result.document()
-        log.info("action %s: %s", what, document["message"] or "OK")
+        user = request.headers.get(self.options.acl_http_header, "")
+        by = f" by {user}" if user else ""  # the audit trail in the log, as the proxy named them
+        log.info("action %s%s: %s", what, by, document["message"] or "OK")
         failed_all = bool(result.results) and len(result.failed) == len(result.results)
         if not failed_all and self.notifier is not None:
             for notice in notices:

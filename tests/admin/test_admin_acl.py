@@ -105,12 +105,15 @@ async def test_a_non_admin_is_refused_every_action_with_403_json(
 
 
 async def test_an_admin_named_by_the_header_may_act(
-    make_admin: Any, nsqds: list[NSQD], http: Any
+    make_admin: Any, nsqds: list[NSQD], http: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     admin = await make_admin(nsqd_http_addresses=nodes(nsqds), admin_users=("alice", "bob"))
     bob = ("X-Forwarded-User", "bob")
-    response = await call(http, admin, "POST", "/api/topics/orders/ship", {"action": "pause"}, bob)
+    with caplog.at_level(logging.INFO, logger="pnsq.admin"):
+        pause = {"action": "pause"}
+        response = await call(http, admin, "POST", "/api/topics/orders/ship", pause, bob)
     assert response.status == 200, response.body
+    assert "action pause channel orders:ship by bob: OK" in caplog.messages
     assert all(n.topics["orders"].channels["ship"].paused for n in nsqds)
     for method, path, body in every_action(nodes(nsqds)[0])[:-1]:  # drain: test_admin_drain
         response = await call(http, admin, method, path, body, ("X-Forwarded-User", "alice"))
