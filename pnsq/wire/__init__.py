@@ -39,6 +39,7 @@ from .commands import (
     encode_sub,
     encode_touch,
 )
+from .compression import DeflateCodec, SnappyCodec
 from .errors import ProtocolError, error_from_bytes
 from .events import (
     NEED_DATA,
@@ -49,6 +50,7 @@ from .events import (
     NeedData,
     Negotiated,
     Response,
+    UpgradeTLS,
 )
 from .frames import (
     CLOSE_WAIT,
@@ -99,6 +101,7 @@ __all__ = [
     "Command",
     "CommandReader",
     "DPub",
+    "DeflateCodec",
     "ErrorFrame",
     "Event",
     "Fin",
@@ -116,8 +119,10 @@ __all__ = [
     "Rdy",
     "Req",
     "Response",
+    "SnappyCodec",
     "Sub",
     "Touch",
+    "UpgradeTLS",
     "decode_message",
     "decode_mpub_body",
     "encode",
