@@ -163,7 +163,8 @@ class ClientConnection(Generic[M]):
         return NEED_DATA
 
     def next_events(self) -> list[Event[M]]:
-        """Every event of the data received so far ([] when no frame is whole).
+        """Every event of the data received so far ([] when no frame is whole); with
+        compression, of the data decompressed so far (call again until it returns []).
 
         Garbage after some good frames: those come first, the ValueError on the next call.
         """
@@ -185,7 +186,8 @@ class ClientConnection(Generic[M]):
                         append(make(timestamp, attempts, data[10:26], data[26:]))
                     elif (event := self._event(frame_type, data)) is not None:
                         append(event)
-                if self.compression is None or not self._refill():
+                # One codec output's worth per call: a bomb of tiny messages stays bounded.
+                if events or self.compression is None or not self._refill():
                     break
         except ValueError as exc:
             self._fail(exc)

@@ -27,6 +27,9 @@ MAX_OUTPUT: Final = 1024 * 1024
 _CHUNK_COMPRESSED: Final = 0x00
 _CHUNK_UNCOMPRESSED: Final = 0x01
 _MAX_CHUNK_OUTPUT: Final = 65536
+# A 64 KiB chunk that does not compress grows to at most 76,490 bytes (snappy's bound) plus its
+# CRC: anything longer is garbage, refused before it is buffered.
+_MAX_CHUNK_LENGTH: Final = 4 + 32 + _MAX_CHUNK_OUTPUT + _MAX_CHUNK_OUTPUT // 6
 
 
 class SnappyCodec:
@@ -79,6 +82,8 @@ class SnappyCodec:
         while len(buf) - pos >= 4:
             kind = buf[pos]
             length = int.from_bytes(buf[pos + 1 : pos + 4], "little")
+            if length > _MAX_CHUNK_LENGTH:
+                raise self._fail(f"corrupt snappy stream: a chunk of {length} bytes")
             end = pos + 4 + length
             if end > len(buf):
                 break
@@ -89,7 +94,7 @@ class SnappyCodec:
             else:
                 size = 0  # stream identifier, padding (or a reserved type cramjam rejects)
             if size > _MAX_CHUNK_OUTPUT:
-                raise self._fail(f"snappy chunk of {size} bytes (at most {_MAX_CHUNK_OUTPUT})")
+                raise self._fail(f"corrupt snappy stream: a chunk of {size} bytes uncompressed")
             if output + size > self.max_output and pos:
                 break
             output += size

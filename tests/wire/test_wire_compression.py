@@ -82,6 +82,9 @@ def test_deflate_is_raw_and_sync_flushed() -> None:
     [
         (SnappyCodec, b"not snappy at all"),
         (SnappyCodec, b"\xff\x06\x00\x00sNaPpY\x00\x08\x00\x00\x00\x00\x00\x00\x05junk"),
+        (SnappyCodec, b"\xff\x06\x00\x00sNaPpY\x00\xff\xff\xff"),  # 16 MiB chunk: not buffered
+        # an uncompressed chunk of 69,628 bytes: more than snappy's 64 KiB of output
+        (SnappyCodec, b"\xff\x06\x00\x00sNaPpY\x01\x00\x10\x01" + bytes(0x11000)),
         (DeflateCodec, b"\xff\xff\xff\xff\xff garbage"),
     ],
 )
@@ -204,3 +207,21 @@ def test_frames_before_corrupt_compressed_bytes_still_arrive() -> None:
     assert conn.next_events() == [MessageEvent(1, 1, b"0123456789abcdef", b"body")]
     with pytest.raises(ValueError, match="corrupt deflate"):
         conn.next_events()
+
+
+def test_a_compressed_flood_of_messages_comes_in_bounded_batches() -> None:
+    server = DeflateCodec()
+    conn = negotiate({"deflate": True}, {"deflate": True})
+    conn.receive_data(server.compress(response(b"OK")))
+    assert isinstance(conn.next_event(), Negotiated)
+    body = struct.pack(">qH", 1, 1) + b"0123456789abcdef" + bytes(100)
+    one = struct.pack(">ii", len(body) + 4, 2) + body
+    flood = server.compress(one * 30_000)  # 3.9 MB of frames
+    assert len(flood) < 100_000
+    conn.receive_data(flood)
+    batches = []
+    while events := conn.next_events():
+        batches.append(len(events))
+    assert sum(batches) == 30_000
+    assert len(batches) > 1
+    assert max(batches) * len(one) <= 1024 * 1024 + len(one)  # the codec's bound, one frame over
