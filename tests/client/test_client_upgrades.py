@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 import trio
 import trustme
-from upgrade_server import OK, Script, UpgradeServer, error, frame, response
+from upgrade_server import OK, Raw, Script, UpgradeServer, error, frame, response
 
 from pnsq.client import (
     AuthError,
     Consumer,
     Message,
     NSQConnectionError,
+    NSQError,
     NSQProtocolError,
     Producer,
     SyncProducer,
@@ -179,6 +180,75 @@ async def test_consumer_receives_and_fins_through_tls_and_deflate(
     assert got == [b"body"]
     assert server.failure is None
     assert server.upgraded == b"".join(e for e, _ in steps)
+
+
+async def test_mutual_tls_presents_the_client_certificate(
+    serve: Any, ca: trustme.CA, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
+) -> None:
+    server_tls.verify_mode = ssl.CERT_REQUIRED  # nsqd's --tls-client-auth-policy=require-verify
+    ca.configure_trust(server_tls)
+    server = serve(Script(nsqd_reply(tls_v1=True), [(PUB, OK)], tls=server_tls))
+    ca.issue_cert("client.test").configure_cert(client_tls)
+    await publish_once(server.address, tls=client_tls)
+    assert server.failure is None
+    assert server.upgraded == PUB
+
+
+async def test_a_client_without_the_required_certificate_is_refused(
+    serve: Any, ca: trustme.CA, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
+) -> None:
+    server_tls.verify_mode = ssl.CERT_REQUIRED
+    ca.configure_trust(server_tls)
+    server = serve(Script(nsqd_reply(tls_v1=True), [(PUB, OK)], tls=server_tls))
+    with trio.fail_after(10):
+        async with Producer(server.address, tls=client_tls) as producer:
+            # TLS 1.3 reports the refusal after the handshake: at the OK or the PUB.
+            with pytest.raises(NSQConnectionError):
+                await producer.publish("t", b"hello")
+    assert server.upgraded == b""
+
+
+# Bytes that come with the IDENTIFY reply are refused before the handshake starts; later ones
+# fail the handshake: either way the connection fails with a reason, and never hangs.
+NOT_TLS = Script(nsqd_reply(tls_v1=True), instead_of_tls=b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+
+async def test_garbage_instead_of_a_tls_handshake_fails_the_connection(
+    serve: Any, client_tls: ssl.SSLContext
+) -> None:
+    server = serve(NOT_TLS)
+    with trio.fail_after(10):
+        async with Producer(server.address, tls=client_tls) as producer:
+            with pytest.raises(NSQError, match="negotiation"):
+                await producer.publish("t", b"hello")
+
+
+def test_sync_producer_garbage_instead_of_a_tls_handshake(
+    serve: Any, client_tls: ssl.SSLContext
+) -> None:
+    server = serve(NOT_TLS)
+    with (
+        SyncProducer(server.address, tls=client_tls) as p,
+        pytest.raises(NSQError, match="negotiation"),
+    ):
+        p.publish("t", b"hello")
+
+
+async def test_corrupt_compressed_bytes_fail_the_request_not_the_process(serve: Any) -> None:
+    server = serve(Script(nsqd_reply(snappy=True), [(PUB, Raw(b"\x00\x08\x00\x00garbage!"))]))
+    with trio.fail_after(10):
+        async with Producer(server.address, snappy=True) as producer:
+            with pytest.raises(NSQConnectionError):
+                await producer.publish("t", b"hello")
+
+
+def test_sync_producer_corrupt_deflate_is_a_protocol_error(serve: Any) -> None:
+    server = serve(Script(nsqd_reply(deflate=True), [(PUB, Raw(b"\xff\xff\xff\xff garbage"))]))
+    with (
+        SyncProducer(server.address, deflate=True) as p,
+        pytest.raises(NSQProtocolError, match="corrupt deflate"),
+    ):
+        p.publish("t", b"hello")
 
 
 async def test_an_untrusted_certificate_fails_the_connection(

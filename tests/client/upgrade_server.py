@@ -36,11 +36,16 @@ def error(text: bytes) -> bytes:
 OK = response(b"OK")
 
 
+class Raw(bytes):
+    """An answer sent as it is, not through the compression: garbage on a compressed stream."""
+
+
 @dataclass
 class Script:
     reply: dict[str, Any]  # the IDENTIFY reply's JSON (tls_v1, snappy, deflate, auth_required)
     steps: list[tuple[bytes, bytes]] = field(default_factory=list)  # (expected, answer)
     tls: ssl.SSLContext | None = None
+    instead_of_tls: bytes = b""  # sent after the reply in place of the handshake
 
 
 class UpgradeServer:
@@ -85,7 +90,9 @@ class UpgradeServer:
         self.identify = json.loads(body)
         reply = self.script.reply
         sock.sendall(response(json.dumps(reply).encode()))
-        if reply.get("tls_v1"):
+        if self.script.instead_of_tls:
+            sock.sendall(self.script.instead_of_tls)
+        elif reply.get("tls_v1"):
             assert self.script.tls is not None
             sock = self.script.tls.wrap_socket(sock, server_side=True)
             self.tls_version = sock.version()  # type: ignore[attr-defined]
@@ -109,7 +116,8 @@ class UpgradeServer:
             if got != expected:
                 raise AssertionError(f"expected {expected!r}, got {got!r}")
             if answer:
-                sock.sendall(codec.compress(answer) if codec is not None else answer)
+                raw = codec is None or isinstance(answer, Raw)
+                sock.sendall(answer if raw else codec.compress(answer))
         # Hold the connection until the client closes it.
         while sock.recv(65536):
             pass
