@@ -3,8 +3,9 @@
 Every byte layout of NSQ's TCP protocol is written once, here. The server reads commands with
 ``CommandReader`` and writes the prebuilt ``*_FRAME`` constants, ``encode_response`` /
 ``encode_error`` and ``pack_message_frame_into``. A client drives a ``ClientConnection`` (the
-negotiation, frames to events, heartbeats, its commands). ``mpub.py`` holds the multi-publish
-body that TCP MPUB and HTTP ``/mpub?binary=true`` share.
+negotiation and its upgrades, frames to events, heartbeats, its commands). ``mpub.py`` holds the
+multi-publish body that TCP MPUB and HTTP ``/mpub?binary=true`` share; ``compression.py`` the
+snappy and deflate codecs both sides use after IDENTIFY.
 """
 
 from __future__ import annotations
