@@ -26,6 +26,7 @@ from pnsq.client import (
     NSQError,
     NSQProtocolError,
     Producer,
+    ProducerPool,
     SyncProducer,
 )
 
@@ -127,6 +128,20 @@ async def test_tls_alone(
     assert server.failure is None
     assert_identify(server, tls_v1=True)
     assert server.upgraded == PUB
+
+
+async def test_producer_pool_passes_the_options_to_its_producers(
+    serve: Any, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
+) -> None:
+    reply = nsqd_reply(tls_v1=True, snappy=True, auth_required=True)
+    server = serve(Script(reply, [(AUTH, AUTH_REPLY), (PUB, OK)], tls=server_tls))
+    with trio.fail_after(10):
+        async with ProducerPool(
+            [server.address], tls=client_tls, snappy=True, auth_secret=SECRET
+        ) as pool:
+            await pool.publish("t", b"hello")
+    assert server.failure is None
+    assert server.upgraded == AUTH + PUB
 
 
 def test_sync_producer_tls_snappy_auth(
