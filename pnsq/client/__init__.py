@@ -7,9 +7,16 @@ plain blocking socket. See the README's "Python client" section.
 from __future__ import annotations
 
 from .codecs import JSON, MSGPACK, RAW, Codec, JSONCodec, MsgpackCodec, RawCodec
-from .config import ConnectionConfig
+from .config import ConnectionConfig, ConnectionOptions
 from .consumer import Consumer, ConsumerStats
-from .errors import NSQConnectionError, NSQError, NSQProtocolError, PublishError, ServerError
+from .errors import (
+    AuthError,
+    NSQConnectionError,
+    NSQError,
+    NSQProtocolError,
+    PublishError,
+    ServerError,
+)
 from .message import Message
 from .middleware import Metrics, Middleware, decoding, logging_middleware
 from .pool import ProducerPool
@@ -21,8 +28,10 @@ __all__ = [
     "JSON",
     "MSGPACK",
     "RAW",
+    "AuthError",
     "Codec",
     "ConnectionConfig",
+    "ConnectionOptions",
     "Consumer",
     "ConsumerStats",
     "JSONCodec",

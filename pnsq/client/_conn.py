@@ -10,11 +10,17 @@ one syscall.
 
 A server silent for two heartbeat intervals is dead: the read times out and the connection
 closes, as go-nsq does.
+
+The upgrades NSQ negotiates in IDENTIFY cost this module one thing: when the state machine says
+``UpgradeTLS``, the TCP stream is wrapped in anyio's TLS stream (no close_notify expected, as Go
+does not send one) and everything after goes through it. Compression happens inside the state
+machine, so the loops below are the same with or without it.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -22,12 +28,13 @@ from typing import Protocol, cast
 
 import anyio
 import anyio.abc
+from anyio.streams.tls import TLSStream
 
 from pnsq import wire
 
 from .codecs import RAW, Codec
 from .config import ConnectionConfig as ConnectionConfig  # its old home; importers still use it
-from .errors import NSQConnectionError, NSQProtocolError, PublishError, ServerError
+from .errors import NSQConnectionError, NSQProtocolError, PublishError, ServerError, server_error
 from .message import FINISHED, Message
 
 log = logging.getLogger("pnsq.client")
@@ -53,7 +60,7 @@ class _Waiter:
 class Connection:
     def __init__(
         self,
-        stream: anyio.abc.SocketStream,
+        stream: anyio.abc.ByteStream,
         address: tuple[str, int],
         config: ConnectionConfig,
         proto: wire.ClientConnection[Message],
@@ -87,29 +94,27 @@ class Connection:
 
     @classmethod
     async def open(cls, address: tuple[str, int], config: ConnectionConfig) -> Connection:
-        """Connect, send the magic and IDENTIFY (and AUTH when nsqd asks for it)."""
+        """Connect, send the magic and IDENTIFY, do the upgrades nsqd grants (TLS, snappy or
+        deflate), and AUTH when nsqd asks for it."""
+        text = f"{address[0]}:{address[1]}"
         try:
             with anyio.fail_after(config.connect_timeout):
-                stream = await anyio.connect_tcp(*address)
+                tcp = await anyio.connect_tcp(*address)
         except (OSError, TimeoutError) as exc:
-            raise NSQConnectionError(f"cannot connect to {address[0]}:{address[1]}: {exc}") from exc
+            raise NSQConnectionError(f"cannot connect to {text}: {exc}") from exc
         proto = wire.ClientConnection(
             config.identify(), auth_secret=config.auth_secret, message_type=Message
         )
         try:
             with anyio.fail_after(max(config.connect_timeout, 5.0)):
-                await _next_reply(stream, proto)
-        except BaseException as exc:
-            await stream.aclose()
-            if isinstance(
-                exc, TimeoutError | OSError | anyio.EndOfStream | anyio.BrokenResourceError
-            ):
-                raise NSQConnectionError(f"{address[0]}:{address[1]}: negotiation failed") from exc
-            if isinstance(exc, wire.ProtocolError):  # nsqd wants AUTH and we have no secret
-                raise ServerError(exc.code, exc.description) from exc
-            if isinstance(exc, ValueError):
-                raise NSQProtocolError(f"{address[0]}:{address[1]}: bad IDENTIFY reply") from exc
-            raise
+                stream = await _negotiate(tcp, proto, config, address[0])
+        except (TimeoutError, OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+            reason = f": {exc}" if isinstance(exc, ssl.SSLError) else ""
+            raise NSQConnectionError(f"{text}: negotiation failed{reason}") from exc
+        except wire.ProtocolError as exc:  # nsqd wants AUTH and we have no secret
+            raise server_error(exc.code, exc.description) from exc
+        except ValueError as exc:
+            raise NSQProtocolError(f"{text}: bad negotiation: {exc}") from exc
         return cls(stream, address, config, proto)
 
     async def subscribe(self, topic: str, channel: str) -> None:
@@ -314,18 +319,49 @@ class Connection:
             log.warning("%s: %s %s", self.address_text, error.code, error.description)
             return
         self.failed = True  # nsqd closes the connection after a fatal error
-        cls = PublishError if error.code in _PUBLISH_CODES else ServerError
         if self._waiters:
             waiter = self._waiters.popleft()
-            waiter.result = cls(error.code, error.description)
+            waiter.result = (
+                PublishError(error.code, error.description)
+                if error.code in _PUBLISH_CODES
+                else server_error(error.code, error.description)
+            )
             waiter.event.set()
         else:
             log.error("%s: %s %s", self.address_text, error.code, error.description)
 
 
+async def _negotiate(
+    stream: anyio.abc.ByteStream,
+    proto: wire.ClientConnection[Message],
+    config: ConnectionConfig,
+    host: str,
+) -> anyio.abc.ByteStream:
+    """The stream to use once negotiation is done (TLS-wrapped when nsqd agreed to TLS); closed
+    when negotiation fails."""
+    try:
+        while not isinstance(event := await _next_reply(stream, proto), wire.Negotiated):
+            if not isinstance(event, wire.UpgradeTLS):
+                raise ValueError(f"unexpected reply {event!r} during negotiation")
+            context = config.tls_context
+            if context is None:  # the state machine only upgrades what IDENTIFY asked for
+                raise ValueError("nsqd started TLS that was not asked for")
+            stream = await TLSStream.wrap(
+                stream,
+                hostname=config.tls_server_hostname or host,
+                ssl_context=context,
+                standard_compatible=False,
+            )
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await stream.aclose()
+        raise
+    return stream
+
+
 async def _next_reply(
-    stream: anyio.abc.SocketStream, proto: wire.ClientConnection[Message]
-) -> wire.Negotiated | wire.Response:
+    stream: anyio.abc.ByteStream, proto: wire.ClientConnection[Message]
+) -> wire.Negotiated | wire.Response | wire.UpgradeTLS:
     """The next answer while no reader task runs (negotiation, SUB), sending what the state
     machine queued on the way (IDENTIFY, AUTH, NOPs); a fatal error frame raises ServerError."""
     while True:
@@ -334,7 +370,7 @@ async def _next_reply(
             await stream.send(proto.data_to_send())
         if isinstance(event, wire.NeedData):
             proto.receive_data(await stream.receive(_READ_SIZE))
-        elif isinstance(event, wire.Negotiated | wire.Response):
+        elif isinstance(event, wire.Negotiated | wire.Response | wire.UpgradeTLS):
             return event
         elif isinstance(event, wire.ErrorFrame) and event.fatal:
-            raise ServerError(event.error.code, event.error.description)
+            raise server_error(event.error.code, event.error.description)

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 import anyio
 import anyio.abc
@@ -27,8 +27,9 @@ import anyio.to_thread
 from pnsq import wire
 
 from ._address import parse_address
-from ._conn import Connection, ConnectionConfig
+from ._conn import Connection
 from .codecs import RAW, Codec
+from .config import ConnectionConfig, ConnectionOptions, with_options
 from .errors import NSQError
 from .lookup import Lookupd
 from .message import FINISHED, REQUEUED, Message
@@ -85,6 +86,7 @@ class Consumer:
         codec: Codec = RAW,
         middleware: Sequence[Middleware] = (),
         config: ConnectionConfig | None = None,
+        **options: Unpack[ConnectionOptions],
     ) -> None:
         if not wire.is_valid_topic_name(topic) or not wire.is_valid_channel_name(channel):
             raise ValueError(f"invalid topic/channel name {topic!r}/{channel!r}")
@@ -102,7 +104,7 @@ class Consumer:
         self.reconnect_delay, self.max_reconnect_delay = reconnect_delay, max_reconnect_delay
         self.rdy_redistribute_interval = rdy_redistribute_interval
         self.auto_touch, self.close_timeout, self.codec = auto_touch, close_timeout, codec
-        self.config = config or ConnectionConfig()
+        self.config = with_options(config, options)
         self.concurrency = concurrency or max(1, min(max_in_flight, 2500))
         self.planner: ReadyPlanner[Connection] = ReadyPlanner(
             max_in_flight,

@@ -4,7 +4,8 @@ NSQError
 ├── NSQConnectionError   could not connect, or the connection broke / went silent
 ├── NSQProtocolError     the server sent something that is not NSQ
 └── ServerError          nsqd answered with an error frame (``code``, ``description``)
-    └── PublishError     a PUB/MPUB/DPUB (TCP or HTTP) was refused
+    ├── PublishError     a PUB/MPUB/DPUB (TCP or HTTP) was refused
+    └── AuthError        AUTH was refused, or an authorization does not allow the command
 """
 
 from __future__ import annotations
@@ -33,3 +34,18 @@ class ServerError(NSQError):
 
 class PublishError(ServerError):
     """nsqd refused a publish; nothing of it was queued."""
+
+
+class AuthError(ServerError):
+    """NSQ's E_AUTH_FAILED, E_AUTH_FIRST, E_UNAUTHORIZED, E_AUTH_DISABLED or E_AUTH_ERROR: the
+    secret was refused (or none was set), or its authorizations do not cover the command."""
+
+
+AUTH_CODES = frozenset(
+    {"E_AUTH_FAILED", "E_AUTH_FIRST", "E_UNAUTHORIZED", "E_AUTH_DISABLED", "E_AUTH_ERROR"}
+)
+
+
+def server_error(code: str, description: str = "") -> ServerError:
+    """The ServerError subclass for an nsqd error code."""
+    return (AuthError if code in AUTH_CODES else ServerError)(code, description)

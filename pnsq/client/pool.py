@@ -22,12 +22,12 @@ import itertools
 import random
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, Unpack
 
 import anyio
 
 from .codecs import RAW, Codec
-from .config import ConnectionConfig
+from .config import ConnectionConfig, ConnectionOptions, with_options
 from .errors import NSQConnectionError, PublishError
 from .producer import Producer
 
@@ -136,10 +136,12 @@ class ProducerPool:
         weights: Sequence[int] | None = None,
         codec: Codec = RAW,
         config: ConnectionConfig | None = None,
+        **options: Unpack[ConnectionOptions],
     ) -> None:
         self.addresses = list(addresses)
         if not self.addresses:
             raise ValueError("a ProducerPool needs at least one address")
+        config = with_options(config, options)
         self.producers = [Producer(a, codec=codec, config=config) for a in self.addresses]
         self.strategy = _make_strategy(strategy, self.addresses, weights)
         self._stack: list[Producer] = []

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 from urllib.parse import quote
 
 import anyio
@@ -24,7 +24,7 @@ from ._address import parse_address
 from ._conn import Connection
 from ._http import HTTPConnection
 from .codecs import RAW, Codec
-from .config import ConnectionConfig
+from .config import ConnectionConfig, ConnectionOptions, with_options
 from .errors import NSQError, NSQProtocolError, PublishError
 
 log = logging.getLogger("pnsq.client")
@@ -40,10 +40,11 @@ class Producer:
         codec: Codec = RAW,
         config: ConnectionConfig | None = None,
         http_timeout: float = 5.0,
+        **options: Unpack[ConnectionOptions],
     ) -> None:
         self.address = address
         self.codec = codec
-        self.config = config or ConnectionConfig()
+        self.config = with_options(config, options)
         self.is_http = address.startswith("http://")
         self._host_port = parse_address(address, 4151 if self.is_http else 4150)
         self._http = (

@@ -2,8 +2,9 @@
 
 One connection, opened on first use and reopened after it broke; a lock makes it safe to share
 between threads (publishes are serialised). The protocol (negotiation, AUTH, heartbeats, the
-command bytes) is the wire core's ``ClientConnection``, as in the async client; this module only
-moves its bytes over a blocking socket. ``http://host:port`` publishes over HTTP instead.
+command bytes, compression) is the wire core's ``ClientConnection``, as in the async client; this
+module only moves its bytes over a blocking socket, and wraps that socket in TLS when the state
+machine says ``UpgradeTLS``. ``http://host:port`` publishes over HTTP instead.
 """
 
 from __future__ import annotations
@@ -14,15 +15,22 @@ import socket
 import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 from urllib.parse import quote
 
 from pnsq import wire
 
 from ._address import parse_address
 from .codecs import RAW, Codec
-from .config import ConnectionConfig
-from .errors import NSQConnectionError, NSQProtocolError, PublishError, ServerError
+from .config import ConnectionConfig, ConnectionOptions, with_options
+from .errors import (
+    AuthError,
+    NSQConnectionError,
+    NSQProtocolError,
+    PublishError,
+    ServerError,
+    server_error,
+)
 
 _Proto = wire.ClientConnection[wire.MessageEvent]
 _PUBLISH_CODES = ("E_PUB_FAILED", "E_MPUB_FAILED", "E_DPUB_FAILED", "E_BAD_TOPIC", "E_BAD_MESSAGE")
@@ -36,10 +44,11 @@ class SyncProducer:
         codec: Codec = RAW,
         config: ConnectionConfig | None = None,
         timeout: float = 5.0,
+        **options: Unpack[ConnectionOptions],
     ) -> None:
         self.address = address
         self.codec = codec
-        self.config = config or ConnectionConfig()
+        self.config = with_options(config, options)
         self.timeout = timeout
         self.is_http = address.startswith("http://")
         self._host_port = parse_address(address, 4151 if self.is_http else 4150)
@@ -114,12 +123,28 @@ class SyncProducer:
         config = self.config
         proto = wire.ClientConnection(config.identify(), auth_secret=config.auth_secret)
         try:
-            _next_reply(sock, proto)
+            while isinstance(_next_reply(sock, proto), wire.UpgradeTLS):
+                sock = self._start_tls(sock)
         except (OSError, ValueError, ServerError, wire.ProtocolError) as exc:
             sock.close()
+            if isinstance(exc, AuthError):  # the secret is wrong: reconnecting will not help
+                raise
+            if isinstance(exc, wire.ProtocolError):  # nsqd wants AUTH and there is no secret
+                raise server_error(exc.code, exc.description) from exc
             raise NSQConnectionError(f"{self.address}: negotiation failed: {exc}") from exc
         self._tcp_conn = sock, proto
         return sock, proto
+
+    def _start_tls(self, sock: socket.socket) -> socket.socket:
+        context = self.config.tls_context
+        if context is None:  # the state machine only upgrades what IDENTIFY asked for
+            raise ValueError("nsqd started TLS that was not asked for")
+        hostname = self.config.tls_server_hostname or self._host_port[0]
+        try:
+            return context.wrap_socket(sock, server_hostname=hostname)
+        except OSError:
+            sock.close()
+            raise
 
     def _drop(self) -> None:
         if self._tcp_conn is not None:
@@ -154,7 +179,9 @@ class SyncProducer:
                 raise PublishError(code, f"HTTP {reply.status}")
 
 
-def _next_reply(sock: socket.socket, proto: _Proto) -> wire.Negotiated | wire.Response:
+def _next_reply(
+    sock: socket.socket, proto: _Proto
+) -> wire.Negotiated | wire.Response | wire.UpgradeTLS:
     """Send what the state machine queued, then read until nsqd answers (heartbeats are answered
     on the way); a fatal error frame raises ServerError, garbage ValueError."""
     while True:
@@ -166,7 +193,7 @@ def _next_reply(sock: socket.socket, proto: _Proto) -> wire.Negotiated | wire.Re
             if not data:
                 raise ConnectionResetError("nsqd closed the connection")
             proto.receive_data(data)
-        elif isinstance(event, wire.Negotiated | wire.Response):
+        elif isinstance(event, wire.Negotiated | wire.Response | wire.UpgradeTLS):
             return event
         elif isinstance(event, wire.ErrorFrame) and event.fatal:
-            raise ServerError(event.error.code, event.error.description)
+            raise server_error(event.error.code, event.error.description)

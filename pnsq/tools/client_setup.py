@@ -5,12 +5,15 @@ NSQ's tools take ``--consumer-opt`` / ``--producer-opt`` as go-nsq ``Config`` se
 ``key`` means true). Scripts written for nsq_tail or nsq_to_file keep working: each go-nsq name
 maps onto the matching ``pnsq.client.Consumer`` argument or ``ConnectionConfig`` field, durations
 in Go's spelling. A name pnsq's client does not implement (yet) is an error that says so, not a
-silently ignored setting.
+silently ignored setting. go-nsq's TLS settings (``tls_root_ca_file``, ``tls_cert``/``tls_key``,
+``tls_insecure_skip_verify``) build one ``ssl.SSLContext``, used when ``tls_v1`` is true, as in
+go-nsq.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -70,10 +73,13 @@ _OPTIONS: dict[str, tuple[str, str, Callable[[object], Any]]] = {
     "sample_rate": (_CONNECTION, "sample_rate", _whole),
     "auth_secret": (_CONNECTION, "auth_secret", lambda v: flags.string(v).encode()),
     "dial_timeout": (_CONNECTION, "connect_timeout", flags.positive_duration),
+    "tls_v1": (_CONNECTION, "tls", flags.boolean),
+    "snappy": (_CONNECTION, "snappy", flags.boolean),
+    "deflate": (_CONNECTION, "deflate", flags.boolean),
+    "deflate_level": (_CONNECTION, "deflate_level", flags.at_least(1)),
 }
-_NOT_YET = frozenset(
-    {"tls_v1", "tls_config", "deflate", "deflate_level", "snappy", "local_addr", "backoff_strategy"}
-)
+_TLS = frozenset({"tls_root_ca_file", "tls_cert", "tls_key", "tls_insecure_skip_verify"})
+_NOT_YET = frozenset({"tls_config", "local_addr", "backoff_strategy"})
 # go-nsq settings whose job pnsq's client does differently; accepted so NSQ scripts still run.
 _ACCEPTED = frozenset({"read_timeout", "write_timeout"})
 
@@ -88,9 +94,13 @@ def parse_go_nsq_options(
     """
     consumer_kwargs: dict[str, Any] = {}
     connection: dict[str, Any] = {}
+    tls: dict[str, str] = {}
     for text in values:
         name, value = _split(text)
         if name in _ACCEPTED:
+            continue
+        if name in _TLS:
+            tls[name] = value
             continue
         if name in _NOT_YET:
             raise ValueError(f"go-nsq option {name!r} is not supported by pnsq's client yet")
@@ -105,7 +115,29 @@ def parse_go_nsq_options(
         except ValueError as exc:
             raise ValueError(f"go-nsq option {name}: {exc}") from None
         (consumer_kwargs if where == _CONSUMER else connection)[field] = converted
+    if connection.get("tls") and tls:
+        connection["tls"] = _tls_context(tls)
     return consumer_kwargs, connection
+
+
+def _tls_context(settings: Mapping[str, str]) -> ssl.SSLContext:
+    """go-nsq's tls_* settings as an SSLContext (ValueError naming the one that failed)."""
+    try:
+        context = ssl.create_default_context(cafile=settings.get("tls_root_ca_file"))
+    except OSError as exc:
+        raise ValueError(f"go-nsq option tls_root_ca_file: {exc}") from None
+    if flags.boolean(settings.get("tls_insecure_skip_verify", "false")):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    cert, key = settings.get("tls_cert"), settings.get("tls_key")
+    if bool(cert) != bool(key):
+        raise ValueError("go-nsq options tls_cert and tls_key go together")
+    if cert:
+        try:
+            context.load_cert_chain(cert, key)
+        except OSError as exc:
+            raise ValueError(f"go-nsq option tls_cert/tls_key: {exc}") from None
+    return context
 
 
 def _split(text: str) -> tuple[str, str]:

@@ -3,8 +3,9 @@
 Every byte layout of NSQ's TCP protocol is written once, here. The server reads commands with
 ``CommandReader`` and writes the prebuilt ``*_FRAME`` constants, ``encode_response`` /
 ``encode_error`` and ``pack_message_frame_into``. A client drives a ``ClientConnection`` (the
-negotiation, frames to events, heartbeats, its commands). ``mpub.py`` holds the multi-publish
-body that TCP MPUB and HTTP ``/mpub?binary=true`` share.
+negotiation and its upgrades, frames to events, heartbeats, its commands). ``mpub.py`` holds the
+multi-publish body that TCP MPUB and HTTP ``/mpub?binary=true`` share; ``compression.py`` the
+snappy and deflate codecs both sides use after IDENTIFY.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .commands import (
     encode_sub,
     encode_touch,
 )
+from .compression import DeflateCodec, SnappyCodec
 from .errors import ProtocolError, error_from_bytes
 from .events import (
     NEED_DATA,
@@ -49,6 +51,7 @@ from .events import (
     NeedData,
     Negotiated,
     Response,
+    UpgradeTLS,
 )
 from .frames import (
     CLOSE_WAIT,
@@ -99,6 +102,7 @@ __all__ = [
     "Command",
     "CommandReader",
     "DPub",
+    "DeflateCodec",
     "ErrorFrame",
     "Event",
     "Fin",
@@ -116,8 +120,10 @@ __all__ = [
     "Rdy",
     "Req",
     "Response",
+    "SnappyCodec",
     "Sub",
     "Touch",
+    "UpgradeTLS",
     "decode_message",
     "decode_mpub_body",
     "encode",

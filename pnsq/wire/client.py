@@ -8,8 +8,14 @@ for more bytes, as an AUTH or a NOP may be queued. Commands (``sub``, ``pub``, `
 append their bytes to that outgoing buffer.
 
 It owns the negotiation: the magic and IDENTIFY go out on construction; the reply is either a
-plain ``OK`` or the JSON of feature negotiation; when that says ``auth_required`` the AUTH goes
-out by itself, and ``Negotiated`` comes once all of it is done. A heartbeat is answered with NOP
+plain ``OK`` or the JSON of feature negotiation. Then NSQ's upgrades, in its order: when the
+reply grants ``tls_v1`` the machine reports ``UpgradeTLS`` (the I/O layer does the handshake,
+the only step it must do itself) and reads nsqd's ``OK`` from inside TLS; when it grants snappy
+or deflate, every byte from then on is compressed both ways (``compression.py``'s codecs, applied
+in ``receive_data`` and ``data_to_send``, so the I/O layer never sees it) and a compressed ``OK``
+follows. When the reply says ``auth_required`` the AUTH goes out by itself after the upgrades
+(the secret travels encrypted), and ``Negotiated`` comes once all of it is done. Asking for TLS
+and being refused it is an error, not a quiet fallback to plain text. A heartbeat is answered with NOP
 in the outgoing bytes and reported as ``Heartbeat`` (and counted in ``heartbeats``).
 
 Message frames become instances of ``message_type``, a ``MessageEvent`` subclass of the caller's
@@ -26,6 +32,7 @@ from enum import Enum
 from typing import Any, Final, Generic, TypeVar, overload
 
 from . import commands
+from .compression import DeflateCodec, SnappyCodec
 from .errors import AuthFirstError, error_from_bytes
 from .events import (
     NEED_DATA,
@@ -36,6 +43,7 @@ from .events import (
     NeedData,
     Negotiated,
     Response,
+    UpgradeTLS,
 )
 from .frames import (
     FRAME_TYPE_ERROR,
@@ -52,15 +60,20 @@ M = TypeVar("M", bound=MessageEvent)
 _MESSAGE_HEADER = struct.Struct(">qH")
 _HEARTBEAT_EVENT: Final = Heartbeat()
 _NOP: Final = commands.encode_nop()
+_UPGRADE_TLS_EVENT: Final = UpgradeTLS()
 
 
 class Phase(Enum):
     """Where the connection is: negotiating, usable, or done for."""
 
     IDENTIFYING = "identifying"
+    UPGRADING = "upgrading"  # TLS or compression started; nsqd's OK through it comes next
     AUTHENTICATING = "authenticating"
     READY = "ready"
     FAILED = "failed"  # a fatal error frame came, or the server's bytes were garbage
+
+
+_NEGOTIATING: Final = frozenset({Phase.IDENTIFYING, Phase.UPGRADING, Phase.AUTHENTICATING})
 
 
 class ClientConnection(Generic[M]):
@@ -101,28 +114,57 @@ class ClientConnection(Generic[M]):
         self._frames = FrameReader(max_frame_size)
         self._out = bytearray(commands.MAGIC_V2 + commands.encode_identify(identify))
         self._broken: ValueError | None = None
+        self._asked = identify
+        self._upgrades: list[str] = []  # still to do after the IDENTIFY reply: "tls", "snappy"...
+        self.compression: SnappyCodec | DeflateCodec | None = None
+        self._codec_error: ValueError | None = None  # corrupt compressed input, raised in turn
 
     # -- bytes in, events out -------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
-        self._frames.receive_data(data)
+        if self.compression is None:
+            self._frames.receive_data(data)
+        else:
+            self._inflate(self.compression, data)
+
+    def _inflate(self, codec: SnappyCodec | DeflateCodec, data: bytes) -> None:
+        """Decompressed bytes to the frame reader; corrupt input is raised once the frames
+        before it have been taken."""
+        try:
+            self._frames.receive_data(codec.decompress(data))
+        except ValueError as exc:
+            self._codec_error = self._codec_error or exc
+
+    def _refill(self) -> bool:
+        """Whether more decompressed bytes reached the frame reader (a codec holds back what
+        would exceed its output bound)."""
+        if self._codec_error is not None:
+            raise self._codec_error
+        if self.compression is None or not self.compression.pending:
+            return False
+        self._inflate(self.compression, b"")
+        return True
 
     def next_event(self) -> Event[M] | NeedData:
         """The next event, or ``NEED_DATA``. Garbage from the server raises ValueError."""
         if self._broken is not None:
             raise self._broken
         try:
-            while (frame := self._frames.next_frame()) is not None:
-                event = self._event(*frame)
-                if event is not None:
-                    return event
+            while True:
+                while (frame := self._frames.next_frame()) is not None:
+                    event = self._event(*frame)
+                    if event is not None:
+                        return event
+                if self.compression is None or not self._refill():
+                    break
         except ValueError as exc:
             self._fail(exc)
             raise
         return NEED_DATA
 
     def next_events(self) -> list[Event[M]]:
-        """Every event of the data received so far ([] when no frame is whole).
+        """Every event of the data received so far ([] when no frame is whole); with
+        compression, of the data decompressed so far (call again until it returns []).
 
         Garbage after some good frames: those come first, the ValueError on the next call.
         """
@@ -136,13 +178,17 @@ class ClientConnection(Generic[M]):
             MSG_HEADER_LENGTH,
         )
         try:
-            while (frame := next_frame()) is not None:
-                frame_type, data = frame
-                if frame_type == message and len(data) >= header_length:
-                    timestamp, attempts = unpack(data)
-                    append(make(timestamp, attempts, data[10:26], data[26:]))
-                elif (event := self._event(frame_type, data)) is not None:
-                    append(event)
+            while True:
+                while (frame := next_frame()) is not None:
+                    frame_type, data = frame
+                    if frame_type == message and len(data) >= header_length:
+                        timestamp, attempts = unpack(data)
+                        append(make(timestamp, attempts, data[10:26], data[26:]))
+                    elif (event := self._event(frame_type, data)) is not None:
+                        append(event)
+                # One codec output's worth per call: a bomb of tiny messages stays bounded.
+                if events or self.compression is None or not self._refill():
+                    break
         except ValueError as exc:
             self._fail(exc)
             if not events:
@@ -158,6 +204,8 @@ class ClientConnection(Generic[M]):
         """Everything queued to go out since the last call (b"" if nothing)."""
         data = bytes(self._out)
         self._out.clear()
+        if self.compression is not None and data:
+            return self.compression.compress(data)
         return data
 
     @property
@@ -178,7 +226,7 @@ class ClientConnection(Generic[M]):
                 self._out += _NOP
                 self.heartbeats += 1
                 return _HEARTBEAT_EVENT
-            if self.phase is Phase.IDENTIFYING or self.phase is Phase.AUTHENTICATING:
+            if self.phase in _NEGOTIATING:
                 return self._negotiation_reply(data)
             return Response(data)
         if frame_type == FRAME_TYPE_ERROR:
@@ -193,19 +241,58 @@ class ClientConnection(Generic[M]):
             return self._message_type(timestamp, attempts, data[10:26], data[26:])
         raise ValueError(f"unknown frame type {frame_type}")
 
-    def _negotiation_reply(self, data: bytes) -> Negotiated | None:
-        """IDENTIFY's reply, then AUTH's; None while the AUTH is on its way."""
+    def _negotiation_reply(self, data: bytes) -> Negotiated | UpgradeTLS | None:
+        """IDENTIFY's reply, the upgrades' OKs, then AUTH's; None while waiting for the next."""
         if self.phase is Phase.IDENTIFYING:
             self.settings = {} if data == OK else _json_object(data, "IDENTIFY")
-            if not self.settings.get("auth_required"):
-                return self._negotiated(None)
-            if self._auth_secret is None:
-                self.phase = Phase.FAILED
-                raise AuthFirstError("nsqd requires AUTH; set auth_secret")
-            self._out += commands.encode_auth(self._auth_secret)
-            self.phase = Phase.AUTHENTICATING
-            return None
+            self._upgrades = self._granted_upgrades()
+            return self._next_step()
+        if self.phase is Phase.UPGRADING:
+            if data != OK:
+                raise ValueError(f"expected OK through the upgraded stream, got {data[:64]!r}")
+            return self._next_step()
         return self._negotiated(_json_object(data, "AUTH"))
+
+    def _granted_upgrades(self) -> list[str]:
+        settings, asked = self.settings, self._asked
+        if bool(settings.get("tls_v1")) != bool(asked.get("tls_v1")):
+            if asked.get("tls_v1"):
+                raise ValueError("nsqd refused TLS (tls_v1 false in its IDENTIFY reply)")
+            raise ValueError("nsqd answered tls_v1 true to a client that did not ask for it")
+        if settings.get("snappy") and settings.get("deflate"):
+            raise ValueError("nsqd granted both snappy and deflate")
+        steps = ["tls"] if settings.get("tls_v1") else []
+        steps += [name for name in ("snappy", "deflate") if settings.get(name)]
+        return steps
+
+    def _next_step(self) -> Negotiated | UpgradeTLS | None:
+        if self._upgrades:
+            step = self._upgrades.pop(0)
+            self.phase = Phase.UPGRADING
+            if step == "tls":
+                if self._frames.trailing_data:
+                    raise ValueError("nsqd sent bytes before the TLS handshake")
+                return _UPGRADE_TLS_EVENT
+            self._start_compression(step)
+            return None
+        if not self.settings.get("auth_required"):
+            return self._negotiated(None)
+        if self._auth_secret is None:
+            self.phase = Phase.FAILED
+            raise AuthFirstError("nsqd requires AUTH; set auth_secret")
+        self._out += commands.encode_auth(self._auth_secret)
+        self.phase = Phase.AUTHENTICATING
+        return None
+
+    def _start_compression(self, name: str) -> None:
+        """From here every byte both ways is compressed; what arrived after the last plain
+        frame already is (nsqd's compressed OK may share a read with its IDENTIFY reply)."""
+        if name == "snappy":
+            self.compression = SnappyCodec()
+        else:
+            level = int(self._asked.get("deflate_level") or 6)
+            self.compression = DeflateCodec(min(max(level, 1), 9))
+        self._inflate(self.compression, self._frames.take_trailing_data())
 
     def _negotiated(self, auth: dict[str, Any] | None) -> Negotiated:
         self.phase = Phase.READY

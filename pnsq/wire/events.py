@@ -102,6 +102,16 @@ class Negotiated:
         return f"Negotiated({self.settings!r}, {self.auth!r})"
 
 
+class UpgradeTLS:
+    """nsqd agreed to TLS: do the client side of the handshake on the socket now, before any
+    other byte is read or written, then feed what comes out of TLS (nsqd's ``OK`` first)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UpgradeTLS()"
+
+
 class NeedData:
     """``next_event`` found no whole frame: send ``data_to_send()``, then feed more bytes."""
 
@@ -114,4 +124,4 @@ class NeedData:
 NEED_DATA: Final = NeedData()
 
 M = TypeVar("M", bound=MessageEvent)
-Event: TypeAlias = Response | ErrorFrame | Heartbeat | Negotiated | M
+Event: TypeAlias = Response | ErrorFrame | Heartbeat | Negotiated | UpgradeTLS | M

@@ -137,3 +137,11 @@ class FrameReader:
     def trailing_data(self) -> bytes:
         """Bytes received but not yet returned as a frame."""
         return bytes(self._buf[self._pos :])
+
+    def take_trailing_data(self) -> bytes:
+        """The bytes not yet returned as a frame, removed: the stream changes encoding at this
+        point (a compression upgrade), so they must be decoded before they are framed."""
+        data = self.trailing_data
+        self._buf.clear()
+        self._pos = 0
+        return data

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import trustme
 
 from pnsq.tools.client_setup import (
     connection_config,
@@ -39,13 +42,50 @@ def test_go_nsq_names_map_onto_the_consumer_and_its_connection() -> None:
     assert connection_config("tail", {}).user_agent.startswith("pnsq_tail/")
 
 
+def test_go_nsq_tls_and_compression_settings_configure_the_connection(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    client = ca.issue_cert("client.test")
+    client.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    client.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    _, settings = parse_go_nsq_options(
+        [
+            "tls_v1,true",
+            f"tls_root_ca_file,{tmp_path / 'ca.pem'}",
+            f"tls_cert,{tmp_path / 'cert.pem'}",
+            f"tls_key,{tmp_path / 'key.pem'}",
+            "deflate,true",
+            "deflate_level,3",
+        ]
+    )
+    config = connection_config("tail", settings)
+    assert isinstance(config.tls, ssl.SSLContext)
+    assert config.tls.verify_mode is ssl.CERT_REQUIRED
+    assert config.tls.get_ca_certs()[0]["subject"]  # the CA file, not the system's
+    assert (config.deflate, config.deflate_level) == (True, 3)
+    identify = config.identify()
+    assert (identify["tls_v1"], identify["deflate"], identify["deflate_level"]) == (True, True, 3)
+
+    _, settings = parse_go_nsq_options(["tls_v1", "tls_insecure_skip_verify,true", "snappy"])
+    config = connection_config("tail", settings)
+    assert isinstance(config.tls, ssl.SSLContext)
+    assert config.tls.verify_mode is ssl.CERT_NONE
+    assert config.identify()["snappy"] is True
+    with pytest.raises(ValueError, match="snappy and deflate cannot be used together"):
+        connection_config("tail", parse_go_nsq_options(["snappy", "deflate"])[1])
+    with pytest.raises(ValueError, match="tls_root_ca_file"):
+        parse_go_nsq_options(["tls_v1", f"tls_root_ca_file,{tmp_path / 'missing.pem'}"])
+    with pytest.raises(ValueError, match="go together"):
+        parse_go_nsq_options(["tls_v1", f"tls_cert,{tmp_path / 'cert.pem'}"])
+
+
 @pytest.mark.parametrize(
     ("options", "consumer", "error"),
     [
         (["max_attempts,ten"], True, "go-nsq option max_attempts: expected an integer"),
         (["heartbeat_interval,5"], True, "missing unit in duration"),
         (["no_such_thing,1"], True, "unknown go-nsq option 'no_such_thing'"),
-        (["snappy"], True, "not supported by pnsq's client yet"),
+        (["local_addr,1.2.3.4"], True, "not supported by pnsq's client yet"),
         (["max_in_flight,5"], False, "for consumers, not producers"),
     ],
 )
