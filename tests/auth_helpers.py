@@ -50,13 +50,24 @@ def authd_address(authd: Authd) -> str:
     return f"127.0.0.1:{authd.http_address[1]}"
 
 
-async def fake_auth_server(nursery: trio.Nursery, reply: bytes | None) -> str:
-    """An HTTP server that answers every request with ``reply`` (raw bytes), or never (None)."""
+async def fake_auth_server(
+    nursery: trio.Nursery, reply: bytes | None, requests: list[bytes] | None = None
+) -> str:
+    """An HTTP server that answers every request with ``reply`` (raw bytes), or never (None);
+    each request's first read is appended to ``requests``."""
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
 
     async def handle(stream: trio.SocketStream) -> None:
         async with stream:
-            await stream.receive_some(65536)
+            request = await stream.receive_some(65536)
+            if b"\r\n\r\n" in request and b"Content-Length" in request:
+                head, _, body = request.partition(b"\r\n\r\n")
+                length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                while len(body) < length:
+                    body += await stream.receive_some(65536)
+                request = head + b"\r\n\r\n" + body
+            if requests is not None:
+                requests.append(request)
             if reply is None:
                 await trio.sleep_forever()
             await stream.send_all(reply)
