@@ -13,17 +13,21 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 from auth_helpers import authd_address, fake_auth_server, start_authd, write_secrets
-from conftest import HTTPRequest, MakeNSQD
 from v2client import V2Client
 
 from pnsq.authd.secrets import load_secrets
+from pnsq.nsqd.nsqd import NSQD
 from pnsq.wire.commands import encode_auth
+
+MakeNSQD = Callable[..., Awaitable[NSQD]]
+HTTPRequest = Callable[..., Awaitable[Any]]  # the root conftest's ``http`` fixture
 
 GRANT = {
     "secret": "s 1&2",
