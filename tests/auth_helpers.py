@@ -5,6 +5,7 @@ and fake auth servers that misbehave (silent, junk) on 127.0.0.1:0.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -83,3 +84,20 @@ def closed_port() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+async def https_auth_server(nursery: trio.Nursery, reply: bytes, context: ssl.SSLContext) -> str:
+    """``fake_auth_server`` over TLS with the server ``context``: answers ``reply`` to anyone."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+
+    async def handle(raw: trio.SocketStream) -> None:
+        stream = trio.SSLStream(raw, context, server_side=True)
+        try:
+            await stream.receive_some(65536)
+            await stream.send_all(reply)
+            await stream.aclose()
+        except trio.BrokenResourceError:
+            pass  # the client refused our certificate: that is the point of some tests
+
+    nursery.start_soon(trio.serve_listeners, handle, listeners)
+    return f"https://127.0.0.1:{listeners[0].socket.getsockname()[1]}/auth"

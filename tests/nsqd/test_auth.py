@@ -5,15 +5,18 @@ auth server that is down, silent or talking junk (that client fails, nobody else
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+import trustme
 from auth_helpers import (
     authd_address,
     closed_port,
     fake_auth_server,
+    https_auth_server,
     start_authd,
     write_secrets,
 )
@@ -274,3 +277,47 @@ def _sized(body: bytes) -> bytes:
 def _mpub_body(bodies: list[bytes]) -> bytes:
     inner = len(bodies).to_bytes(4, "big") + b"".join(_sized(b) for b in bodies)
     return _sized(inner)
+
+
+async def test_commands_sent_with_auth_in_one_write_run_after_the_answer(nsqd: NSQD) -> None:
+    client = await connect(nsqd)
+    await client.send(encode_auth(b"pub-orders") + b"PUB orders\n" + _sized(b"x") + b"NOP\n")
+    assert json.loads(await client.read_response())["identity"] == "orders-writer"
+    await client.expect_response(b"OK")
+    assert nsqd.topics["orders"].depth() == 1
+
+
+async def test_requery_after_ttl_against_a_dead_auth_server_fails_auth(
+    nsqd: NSQD, authd: Authd
+) -> None:
+    client, _ = await authed(nsqd, b"short")
+    authd.stop()
+    await trio.sleep(1.1)  # the TTL is whole seconds by protocol: this waits out 1 s of it
+    await client.send(b"PUB t\n" + _sized(b"x"))
+    assert await client.read_error() == b"E_AUTH_FAILED AUTH failed"
+    await client.expect_closed()
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["root-ca-given", "unknown-ca"])
+async def test_https_auth_server_is_verified_with_tls_root_ca_file(
+    start_nsqd: StartNSQD, nursery: trio.Nursery, tmp_path: Path, trusted: bool
+) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    answer = json.dumps(
+        {"ttl": 60, "identity": "tls", "authorizations": [{"topic": "t", "channels": [""]}]}
+    ).encode()
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer)
+    url = await https_auth_server(nursery, reply, server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    nsqd = await start_nsqd(
+        auth_http_addresses=(url,), tls_root_ca_file=str(ca_file) if trusted else ""
+    )
+    client = await connect(nsqd)
+    await client.send(encode_auth(b"s"))
+    if trusted:
+        assert json.loads(await client.read_response())["identity"] == "tls"
+    else:
+        assert await client.read_error() == b"E_AUTH_FAILED AUTH failed"
