@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from pnsq.authd.authd import Authd
 from pnsq.nsqd.nsqd import NSQD
 from pnsq.wire.commands import encode_auth
 
+HTTPRequest = Callable[..., Awaitable[Any]]  # the root conftest's ``http`` fixture
 SECRETS: list[dict[str, Any]] = [
     {
         "secret": "pub-orders",
@@ -190,21 +192,29 @@ async def test_expired_ttl_asks_again_on_the_next_publish(
     assert await client.read_error() == b'E_UNAUTHORIZED AUTH failed for PUB on "t" ""'
 
 
-async def test_stats_show_authed_identity_per_client(make_nsqd: StartNSQD, authd: Authd) -> None:
+async def test_stats_show_authed_identity_per_client(
+    make_nsqd: StartNSQD, authd: Authd, http: HTTPRequest
+) -> None:
     nsqd = await make_nsqd(auth_http_addresses=(authd_address(authd),))
-    client, _ = await authed(nsqd, b"pub-orders")
-    unauthed = await connect(nsqd)
-    clients = {c.auth_state is not None: c for c in nsqd.clients.values()}
-    from pnsq.nsqd.stats import client_stats
-
-    stats = client_stats(clients[True])
-    assert stats["authed"] is True
-    assert stats["auth_identity"] == "orders-writer"
-    assert stats["auth_identity_url"] == "https://example.com/orders-writer"
-    assert list(stats).index("authed") == list(stats).index("user_agent") + 1
-    assert not {"authed", "auth_identity", "auth_identity_url"} & set(client_stats(clients[False]))
-    await client.aclose()
-    await unauthed.aclose()
+    consumer, _ = await authed(nsqd, b"sub-archive")
+    await consumer.sub("logs", "archive")
+    producer, _ = await authed(nsqd, b"pub-orders")
+    await producer.pub("orders", b"x")
+    document = (await http(nsqd.http_address, "GET", "/stats?format=json")).json()
+    (sub,) = next(t for t in document["topics"] if t["topic_name"] == "logs")["channels"][0][
+        "clients"
+    ]
+    assert (sub["authed"], sub["auth_identity"]) == (True, "archiver")
+    assert "auth_identity_url" not in sub  # empty: left out, as NSQ's omitempty
+    keys = list(sub)
+    assert keys[keys.index("user_agent") + 1 : keys.index("topology_zone")] == [
+        "authed",
+        "auth_identity",
+    ]
+    (pub,) = document["producers"]
+    assert pub["auth_identity_url"] == "https://example.com/orders-writer"
+    await consumer.aclose()
+    await producer.aclose()
 
 
 # -- the auth server misbehaves ---------------------------------------------------------------
@@ -248,16 +258,16 @@ async def test_silent_auth_server_times_out_and_other_clients_carry_on(
     start_nsqd: StartNSQD, nursery: trio.Nursery
 ) -> None:
     silent = await fake_auth_server(nursery, None)
-    nsqd = await start_nsqd(auth_http_addresses=(silent,), http_client_request_timeout=1.0)
+    nsqd = await start_nsqd(auth_http_addresses=(silent,), http_client_request_timeout=2.0)
     waiting = await connect(nsqd)
     await waiting.send(encode_auth(b"s"))
     start = trio.current_time()
     other = await connect(nsqd)  # served while the first AUTH waits
     await other.send(b"PUB t\n" + _sized(b"x"))
     assert await other.read_error() == b"E_AUTH_FIRST AUTH required before PUB"
-    assert trio.current_time() - start < 0.9
+    assert trio.current_time() - start < 1.8
     assert await waiting.read_error() == b"E_AUTH_FAILED AUTH failed"
-    assert trio.current_time() - start >= 0.9
+    assert trio.current_time() - start >= 1.8
     await waiting.expect_closed()
 
 
