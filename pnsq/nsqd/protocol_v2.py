@@ -78,6 +78,7 @@ class ConnectionV2:
         self._commit: Round | None = None  # durable mode: the disk round this read waits on
         self._waiting: cmd.Command | None = None  # held until the auth server answers
         self._resumed: cmd.Command | None = None
+        self._auth_on = nsqd.auth is not None  # read on every PUB: one attribute, no call
         self._handlers: dict[type, Callable[[Any, float], None]] = {
             cmd.Fin: self._fin,
             cmd.Rdy: self._rdy,
@@ -276,10 +277,10 @@ class ConnectionV2:
         self.client.auth_secret = command.secret
         raise _AskAuthd(command)
 
-    def _check_auth(self, name: str, topic: str, channel: str, now: float, command: Any) -> None:
+    def _check_auth(
+        self, name: str, topic: str, channel: str, now: float, command: cmd.Command
+    ) -> None:
         """NSQ's CheckAuth: authed, the answer still fresh (else ask again), and allowed."""
-        if self.nsqd.auth is None:
-            return
         state = self.client.auth_state
         if command is not self._resumed:  # a resumed command was asked about just now
             if state is None or not state.authorizations:
@@ -337,7 +338,8 @@ class ConnectionV2:
 
     def _sub(self, command: cmd.Sub, now: float) -> None:
         client = self.client
-        self._check_auth("SUB", command.topic, command.channel, now, command)
+        if self._auth_on:
+            self._check_auth("SUB", command.topic, command.channel, now, command)
         if self.nsqd.draining:
             raise SubFailedError("SUB failed nsqd draining")
         topic = self.nsqd.get_topic(command.topic)
@@ -357,21 +359,24 @@ class ConnectionV2:
         self.client.out += OK_FRAME
 
     def _pub(self, command: cmd.Pub, now: float) -> None:
-        self._check_auth("PUB", command.topic, "", now, command)
+        if self._auth_on:
+            self._check_auth("PUB", command.topic, "", now, command)
         try:
             self._publish(command.topic, [command.body], now, 0.0)
         except PutError as err:
             raise PubFailedError(f"PUB failed {err}") from None
 
     def _mpub(self, command: cmd.MPub, now: float) -> None:
-        self._check_auth("MPUB", command.topic, "", now, command)
+        if self._auth_on:
+            self._check_auth("MPUB", command.topic, "", now, command)
         try:
             self._publish(command.topic, command.bodies, now, 0.0)
         except PutError as err:
             raise MPubFailedError(f"MPUB failed {err}") from None
 
     def _dpub(self, command: cmd.DPub, now: float) -> None:
-        self._check_auth("DPUB", command.topic, "", now, command)
+        if self._auth_on:
+            self._check_auth("DPUB", command.topic, "", now, command)
         try:
             self._publish(command.topic, [command.body], now, command.delay_ms / 1000)
         except PutError as err:
