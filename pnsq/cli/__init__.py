@@ -17,7 +17,7 @@ from .. import NSQ_VERSION, __version__
 __all__ = ["SECTIONS", "main"]
 
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "Daemons": ("nsqd", "lookupd", "admin"),
+    "Daemons": ("nsqd", "lookupd", "admin", "authd"),
     "Tools": ("tail", "pub", "stat", "to-file", "to-http", "to-nsq", "bench"),
     "Development": ("dev",),
 }

@@ -27,6 +27,7 @@ import trio
 
 from .. import NSQ_VERSION
 from ..wire.names import is_ephemeral, is_valid_name
+from .auth import AuthServers
 from .backend import OnRead
 from .channel import Channel
 from .client_v2 import ClientV2
@@ -70,6 +71,7 @@ class Broker:
         self._lock_fd: int | None = None
         self.lookup = LookupPeers(self)
         self.drain = Drain(self)
+        self.auth = AuthServers(options) if options.auth_http_addresses else None
 
     def _set_health(self, health: str) -> None:
         self.health = health

@@ -23,6 +23,7 @@ from ..wire.frames import (
 from ..wire.server import ClientState, CommandReader
 
 if TYPE_CHECKING:
+    from .auth import AuthState
     from .message import Message
     from .options import Options
 
@@ -73,6 +74,8 @@ class ClientV2:
         self.sample_rate = 0
         self.topology_zone = ""
         self.topology_region = ""
+        self.auth_secret = b""
+        self.auth_state: AuthState | None = None  # the auth server's last answer (AUTH)
         self.out = bytearray()
         self._lot = trio.lowlevel.ParkingLot()
         self.cancel_scope: trio.CancelScope | None = None
@@ -80,6 +83,11 @@ class ClientV2:
     @property
     def state(self) -> ClientState:
         return self.reader.state
+
+    @property
+    def authed(self) -> bool:
+        """NSQ's HasAuthorizations: an answer that granted anything."""
+        return self.auth_state is not None and bool(self.auth_state.authorizations)
 
     # -- output ---------------------------------------------------------------------------
 

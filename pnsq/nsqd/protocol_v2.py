@@ -25,13 +25,17 @@ from .._internal.connection import serve_connection
 from ..wire import commands as cmd
 from ..wire.errors import (
     AuthDisabledError,
+    AuthFailedError,
+    AuthFirstError,
     BadBodyError,
     BadMessageError,
     DPubFailedError,
+    InvalidError,
     MPubFailedError,
     ProtocolError,
     PubFailedError,
     SubFailedError,
+    UnauthorizedError,
 )
 from ..wire.frames import (
     CLOSE_WAIT,
@@ -42,6 +46,7 @@ from ..wire.frames import (
     OK_FRAME,
 )
 from ..wire.server import ClientState
+from .auth import AuthQueryError
 from .client_v2 import ClientV2
 from .topic import PutError
 
@@ -55,6 +60,13 @@ RECEIVE_SIZE = 256 * 1024
 HIGH_WATER = 4 * 1024 * 1024  # stop reading a client whose unsent output passes this
 
 
+class _AskAuthd(Exception):  # noqa: N818 -- control flow, not an error
+    """A command waits for the auth server: the reader asks it, then resumes the command."""
+
+    def __init__(self, command: cmd.Command) -> None:
+        self.command = command
+
+
 class ConnectionV2:
     def __init__(self, nsqd: Broker, client: ClientV2, stream: trio.abc.Stream) -> None:
         self.nsqd = nsqd
@@ -64,6 +76,9 @@ class ConnectionV2:
         self._drained = trio.lowlevel.ParkingLot()
         self._dispatch = False
         self._commit: Round | None = None  # durable mode: the disk round this read waits on
+        self._waiting: cmd.Command | None = None  # held until the auth server answers
+        self._resumed: cmd.Command | None = None
+        self._auth_on = nsqd.auth is not None  # read on every PUB: one attribute, no call
         self._handlers: dict[type, Callable[[Any, float], None]] = {
             cmd.Fin: self._fin,
             cmd.Rdy: self._rdy,
@@ -105,6 +120,11 @@ class ConnectionV2:
             client.reader.receive_data(data)
             mark = len(client.out)
             ok = self._process()
+            while ok and self._waiting is not None:
+                if self._commit is not None and not await self._await_commit(mark):
+                    return
+                mark = len(client.out)
+                ok = await self._ask_authd()
             if self._commit is not None and not await self._await_commit(mark):
                 return
             if not ok:
@@ -132,12 +152,18 @@ class ConnectionV2:
         client.wake()
         return True
 
-    def _process(self) -> bool:
-        """Act on every complete command; False once a fatal error has been queued."""
+    def _process(self, resume: cmd.Command | None = None) -> bool:
+        """Act on every complete command; False once a fatal error has been queued.
+
+        A command that needs the auth server stops the loop (``_waiting``); the reader asks
+        it and calls this again with that command as ``resume``.
+        """
         client = self.client
         reader, handlers = client.reader, self._handlers
         now = trio.current_time()
         try:
+            if resume is not None:
+                self._resume(resume, now)
             while (command := reader.next_command()) is not None:
                 try:
                     handlers[type(command)](command, now)
@@ -150,6 +176,8 @@ class ConnectionV2:
                         err.to_bytes().decode("utf-8", "replace"),
                     )
                     client.send_frame(FRAME_TYPE_ERROR, err.to_bytes())
+        except _AskAuthd as ask:
+            self._waiting = ask.command
         except ProtocolError as err:
             self._fatal(err)
             return False
@@ -231,7 +259,7 @@ class ConnectionV2:
             "max_deflate_level": options.max_deflate_level,
             "snappy": False,
             "sample_rate": client.sample_rate,
-            "auth_required": False,
+            "auth_required": bool(options.auth_http_addresses),
             "output_buffer_size": client.output_buffer_size,
             "output_buffer_timeout": int(client.output_buffer_timeout * 1000),
             "topology_zone": options.topology_zone,
@@ -239,11 +267,79 @@ class ConnectionV2:
         }
         self._respond(json.dumps(response, separators=(",", ":")).encode())
 
+    # -- AUTH (reference 1.7) ---------------------------------------------------------------
+
     def _auth(self, command: cmd.Auth, now: float) -> None:
-        raise AuthDisabledError("AUTH disabled")
+        if self.client.authed:
+            raise InvalidError("AUTH already set")
+        if self.nsqd.auth is None:
+            raise AuthDisabledError("AUTH disabled")
+        self.client.auth_secret = command.secret
+        raise _AskAuthd(command)
+
+    def _check_auth(
+        self, name: str, topic: str, channel: str, now: float, command: cmd.Command
+    ) -> None:
+        """NSQ's CheckAuth: authed, the answer still fresh (else ask again), and allowed."""
+        state = self.client.auth_state
+        if command is not self._resumed:  # a resumed command was asked about just now
+            if state is None or not state.authorizations:
+                raise AuthFirstError(f"AUTH required before {name}")
+            if state.expired(now):
+                raise _AskAuthd(command)
+        if state is None or not state.allows(topic, channel):
+            raise UnauthorizedError(f'AUTH failed for {name} on "{topic}" "{channel}"')
+
+    async def _ask_authd(self) -> bool:
+        """Ask the auth servers for the waiting command, then carry on with this read."""
+        command, self._waiting = self._waiting, None
+        assert command is not None
+        assert self.nsqd.auth is not None
+        client = self.client
+        tls = bool(getattr(client, "tls", False))  # set by the TLS upgrade where there is one
+        common_name = str(getattr(client, "tls_common_name", "") or "")
+        try:
+            client.auth_state = await self.nsqd.auth.query(
+                client.remote_address.rpartition(":")[0].strip("[]"),
+                tls,
+                common_name,
+                client.auth_secret,
+            )
+        except AuthQueryError as err:
+            # the auth server's trouble is logged here, never told to an untrusted client
+            log.warning("[%s] AUTH failed %s", client.remote_address, err)
+            self._fatal(AuthFailedError("AUTH failed"))
+            client.wake()
+            return False
+        return self._process(command)
+
+    def _resume(self, command: cmd.Command, now: float) -> None:
+        self._resumed = command
+        try:
+            if isinstance(command, cmd.Auth):
+                self._auth_reply()
+            else:
+                self._handlers[type(command)](command, now)
+        finally:
+            self._resumed = None
+
+    def _auth_reply(self) -> None:
+        state = self.client.auth_state
+        if state is None or not state.authorizations:
+            raise UnauthorizedError("AUTH no authorizations found")
+        reply = {
+            "identity": state.identity,
+            "identity_url": state.identity_url,
+            "permission_count": len(state.authorizations),
+        }
+        self._respond(json.dumps(reply, separators=(",", ":")).encode())
+
+    # -- SUB, PUB ---------------------------------------------------------------------------
 
     def _sub(self, command: cmd.Sub, now: float) -> None:
         client = self.client
+        if self._auth_on:
+            self._check_auth("SUB", command.topic, command.channel, now, command)
         if self.nsqd.draining:
             raise SubFailedError("SUB failed nsqd draining")
         topic = self.nsqd.get_topic(command.topic)
@@ -263,18 +359,24 @@ class ConnectionV2:
         self.client.out += OK_FRAME
 
     def _pub(self, command: cmd.Pub, now: float) -> None:
+        if self._auth_on:
+            self._check_auth("PUB", command.topic, "", now, command)
         try:
             self._publish(command.topic, [command.body], now, 0.0)
         except PutError as err:
             raise PubFailedError(f"PUB failed {err}") from None
 
     def _mpub(self, command: cmd.MPub, now: float) -> None:
+        if self._auth_on:
+            self._check_auth("MPUB", command.topic, "", now, command)
         try:
             self._publish(command.topic, command.bodies, now, 0.0)
         except PutError as err:
             raise MPubFailedError(f"MPUB failed {err}") from None
 
     def _dpub(self, command: cmd.DPub, now: float) -> None:
+        if self._auth_on:
+            self._check_auth("DPUB", command.topic, "", now, command)
         try:
             self._publish(command.topic, [command.body], now, command.delay_ms / 1000)
         except PutError as err:

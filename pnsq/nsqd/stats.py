@@ -156,6 +156,7 @@ def client_stats(client: ClientV2, topic_filter: str = "") -> Json:
         "deflate": False,
         "snappy": False,
         "user_agent": client.user_agent,
+        **_auth_stats(client),
         "topology_zone": client.topology_zone,
         "topology_region": client.topology_region,
     }
@@ -165,6 +166,19 @@ def client_stats(client: ClientV2, topic_filter: str = "") -> Json:
         stats["pub_counts"] = [{"topic": name, "count": counts[name]} for name in names]
     stats.update(_NO_TLS)
     return stats
+
+
+def _auth_stats(client: ClientV2) -> Json:
+    """NSQ's ``authed``, ``auth_identity``, ``auth_identity_url``: each left out when empty."""
+    state = client.auth_state
+    if state is None:
+        return {}
+    fields: Json = {
+        "authed": client.authed,
+        "auth_identity": state.identity,
+        "auth_identity_url": state.identity_url,
+    }
+    return {key: value for key, value in fields.items() if value}
 
 
 _NO_TLS: Json = {
