@@ -73,6 +73,9 @@ class ClientV2:
         self.sample_rate = 0
         self.topology_zone = ""
         self.topology_region = ""
+        self.tls: dict[str, Any] | None = None  # /stats' tls_* fields once upgraded
+        self.snappy = False
+        self.deflate = False
         self.out = bytearray()
         self._lot = trio.lowlevel.ParkingLot()
         self.cancel_scope: trio.CancelScope | None = None
@@ -116,8 +119,9 @@ class ClientV2:
 
     # -- IDENTIFY -------------------------------------------------------------------------
 
-    def identify(self, data: Any, options: Options) -> None:
-        """Apply IDENTIFY's fields as NSQ does; BadBodyError for a value out of range."""
+    def identify(self, data: Any, options: Options) -> dict[str, Any]:
+        """Apply IDENTIFY's fields as NSQ does and return them all (the feature requests too);
+        BadBodyError for a value out of range."""
         fields = _fields(data)
         self.client_id = fields["client_id"]
         self.hostname = fields["hostname"]
@@ -163,6 +167,7 @@ class ClientV2:
             self.msg_timeout = msg_timeout / 1000
         elif msg_timeout != 0:
             raise BadBodyError(f"IDENTIFY msg timeout ({msg_timeout}) is invalid")
+        return fields
 
 
 # IDENTIFY's fields with Go's types: a JSON value of another type fails to decode, as in Go.

@@ -158,6 +158,14 @@ class CommandReader:
         """Bytes received and not yet parsed into a command."""
         return len(self._buf) - self._pos
 
+    def take_buffered(self) -> bytes:
+        """Remove and return the bytes not yet parsed: after a transport upgrade (TLS,
+        compression) they belong to the new stream, not to the command parser."""
+        data = bytes(self._buf[self._pos :])
+        del self._buf[:]
+        self._pos = 0
+        return data
+
     def next_command(self) -> Command | None:
         buf, pos = self._buf, self._pos
         if self._need_magic:
