@@ -413,4 +413,4 @@ async def serve_http_connection(
     if tls is not None:
         served = trio.SSLStream(stream, tls, server_side=True, https_compatible=True)
     connection = HTTPConnection(context, router, served, remote, idle_timeout)
-    await serve_connection(stream, connection.run, router.log, f"HTTP {remote}")
+    await serve_connection(served, connection.run, router.log, f"HTTP {remote}")

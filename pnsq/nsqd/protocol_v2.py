@@ -28,7 +28,6 @@ from ..wire.errors import (
     BadBodyError,
     BadMessageError,
     DPubFailedError,
-    InvalidError,
     MPubFailedError,
     ProtocolError,
     PubFailedError,
@@ -81,11 +80,10 @@ class ConnectionV2:
             cmd.Auth: self._auth,
             cmd.Identify: self._identify,
         }
-        self._all_handlers = self._handlers
         self._upgrade: Upgrade | None = None  # agreed in IDENTIFY, done by the writer
         self._upgraded: trio.Event | None = None
         if nsqd.tls_required != "false":
-            self._handlers = _tls_guarded(self._handlers)
+            client.reader.require_tls()
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -244,7 +242,7 @@ class ConnectionV2:
             client.out.clear()
             return False
         if upgrade.tls:
-            self._handlers = self._all_handlers
+            client.reader.require_tls(False)
         self._upgraded.set()
         return True
 
@@ -361,37 +359,6 @@ class ConnectionV2:
 
 class _UpgradeNow(Exception):  # noqa: N818 -- a signal, not an error
     """Raised by IDENTIFY to stop reading commands until the stream is upgraded."""
-
-
-_COMMAND_NAMES = {
-    cmd.Fin: "FIN",
-    cmd.Rdy: "RDY",
-    cmd.Req: "REQ",
-    cmd.Pub: "PUB",
-    cmd.MPub: "MPUB",
-    cmd.DPub: "DPUB",
-    cmd.Nop: "NOP",
-    cmd.Touch: "TOUCH",
-    cmd.Sub: "SUB",
-    cmd.Cls: "CLS",
-    cmd.Auth: "AUTH",
-}
-
-
-def _tls_guarded(
-    handlers: dict[type, Callable[[Any, float], None]],
-) -> dict[type, Callable[[Any, float], None]]:
-    """--tls-required before the upgrade: every command but IDENTIFY fails (fatal), as NSQ's
-    enforceTLSPolicy. A separate table, so the upgraded connection pays nothing."""
-
-    def refuse(command: Any, now: float) -> None:
-        raise InvalidError(
-            f"cannot {_COMMAND_NAMES[type(command)]} in current state (TLS required)"
-        )
-
-    return {
-        kind: refuse if kind in _COMMAND_NAMES else handler for kind, handler in handlers.items()
-    }
 
 
 async def handle_connection(nsqd: Broker, stream: trio.SocketStream) -> None:
