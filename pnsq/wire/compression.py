@@ -35,7 +35,7 @@ class SnappyEncoder:
 
     def encode(self, data: bytes | bytearray) -> bytes:
         """Whole chunks for ``data`` (the stream identifier first, once)."""
-        self._compressor.compress(data)
+        self._compressor.compress(data if type(data) is bytes else bytes(data))  # bytes only
         return bytes(self._compressor.flush())
 
 
