@@ -20,6 +20,7 @@ from ..wire.errors import IdentifyFailedError
 from ..wire.frames import OK_FRAME
 from .compression import CompressedStream
 from .tls import HANDSHAKE_TIMEOUT, describe
+from .tls_stream import TLSStream
 
 if TYPE_CHECKING:
     from .client_v2 import ClientV2
@@ -63,8 +64,9 @@ async def perform(
         assert context is not None
         if early:  # a TLS client waits for the response before its ClientHello
             raise IdentifyFailedError("IDENTIFY failed data before the TLS handshake")
-        stream = await _handshake(stream, context)
-        client.tls = describe(stream)
+        tls = await _handshake(stream, context)
+        client.tls = describe(tls.ssl_object)
+        stream = tls
         await stream.send_all(OK_FRAME)
     if upgrade.snappy or upgrade.deflate:
         if upgrade.snappy:
@@ -79,8 +81,8 @@ async def perform(
     return stream
 
 
-async def _handshake(stream: trio.abc.Stream, context: ssl.SSLContext) -> trio.SSLStream[Any]:
-    ssl_stream = trio.SSLStream(stream, context, server_side=True)
+async def _handshake(stream: trio.abc.Stream, context: ssl.SSLContext) -> TLSStream:
+    ssl_stream = TLSStream(stream, context)
     with trio.move_on_after(HANDSHAKE_TIMEOUT) as scope:
         try:
             await ssl_stream.do_handshake()
