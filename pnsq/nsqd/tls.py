@@ -13,10 +13,7 @@ refuse TLS 1.0/1.1 anyway (Debian's does), which pnsq leaves in place. /stats na
 from __future__ import annotations
 
 import ssl
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .options import Options
+from typing import Any, Protocol
 
 __all__ = ["HANDSHAKE_TIMEOUT", "build_context", "describe", "required", "server_context"]
 
@@ -88,7 +85,24 @@ def build_context(
     return context
 
 
-def server_context(options: Options) -> ssl.SSLContext | None:
+class TLSOptions(Protocol):
+    """The --tls-* options (``Options``; options.py imports this module, not the reverse)."""
+
+    @property
+    def tls_cert(self) -> str: ...
+    @property
+    def tls_key(self) -> str: ...
+    @property
+    def tls_root_ca_file(self) -> str: ...
+    @property
+    def tls_client_auth_policy(self) -> str: ...
+    @property
+    def tls_min_version(self) -> str: ...
+    @property
+    def tls_required(self) -> str: ...
+
+
+def server_context(options: TLSOptions) -> ssl.SSLContext | None:
     return build_context(
         options.tls_cert,
         options.tls_key,
@@ -98,7 +112,7 @@ def server_context(options: Options) -> ssl.SSLContext | None:
     )
 
 
-def required(options: Options) -> str:
+def required(options: TLSOptions) -> str:
     """--tls-required in effect: a client auth policy implies ``true``, as in NSQ."""
     if options.tls_client_auth_policy and options.tls_required == "false":
         return "true"
