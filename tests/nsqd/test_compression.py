@@ -103,6 +103,18 @@ async def test_deflate_upgrade_on_the_wire_is_a_sync_flushed_ok(start_nsqd: Star
     await stream.aclose()
 
 
+@pytest.mark.parametrize(("asked", "given"), [(None, 6), (0, 6), (-3, 6), (1, 1), (9, 6)])
+async def test_deflate_level_defaults_to_6_and_is_capped(
+    start_nsqd: StartNSQD, asked: int | None, given: int
+) -> None:
+    nsqd = await start_nsqd()
+    stream = await trio.open_tcp_stream(*nsqd.tcp_address)
+    level = {} if asked is None else {"deflate_level": asked}
+    response, _ = await raw_identify(stream, deflate=True, **level)
+    assert (response["deflate"], response["deflate_level"]) == (True, given)
+    await stream.aclose()
+
+
 async def test_a_deflate_level_above_the_maximum_gets_the_maximum(start_nsqd: StartNSQD) -> None:
     nsqd = await start_nsqd(max_deflate_level=4)
     async with await V2Client.connect(nsqd.tcp_address) as client:
