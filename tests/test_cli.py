@@ -20,6 +20,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+import trustme
 from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
@@ -306,7 +307,7 @@ def test_config_durations_must_be_strings(rec: Recorder, tmp_path: Path) -> None
 
 def test_config_tls_required_accepts_tcp_https_spelling(rec: Recorder, tmp_path: Path) -> None:
     result = nsqd("--config", write_config(tmp_path, 'tls_required = "tcp-https"\n'))
-    # Recognised as NSQ's value, then refused because pnsq has no TLS listener yet.
+    # Recognised as NSQ's value, then refused: no certificate to require TLS with.
     assert result.exit_code == 1
     assert "without TLS key and cert" in result.stderr
 
@@ -344,7 +345,10 @@ def test_broken_config_file_is_a_clear_error(rec: Recorder, tmp_path: Path) -> N
         ),
         (["--broadcast-http-port=70000"], "must be a port in [0,65535]"),
         (["--enable-experiment=warp-drive"], "invalid value for --enable-experiment"),
-        (["--tls-cert=c.pem", "--tls-key=k.pem"], "TLS is not supported by pnsq yet"),
+        (
+            ["--tls-cert=/nonexistent/c.pem", "--tls-key=k.pem"],
+            "Error: failed to build TLS config - open /nonexistent/c.pem: no such file or directory",
+        ),
         (["--tls-required"], "cannot require TLS client connections without TLS key and cert"),
         (["--no-such-flag"], "No such option"),
         (["--msg-timeout"], "requires an argument"),
@@ -668,3 +672,15 @@ def test_drain_flags_are_parsed_and_checked(rec: Recorder) -> None:
     bad = nsqd("--sigterm-mode=later")
     assert bad.exit_code != 0
     assert "later" in bad.output
+
+
+def test_tls_cert_and_key_start_nsqd(rec: Recorder, tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    result = nsqd(f"--tls-cert={cert_path}", f"--tls-key={key_path}", "--tls-required=tcp-https")
+    assert result.exit_code == 0, result.stderr
+    assert rec.only.tls_cert == str(cert_path)
+    assert rec.only.tls_required == "tcp-https"

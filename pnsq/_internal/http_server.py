@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -217,7 +218,7 @@ class HTTPConnection(Generic[C]):
         self,
         context: C,
         router: Router[C],
-        stream: trio.SocketStream,
+        stream: trio.abc.Stream,
         remote: str,
         idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
@@ -257,6 +258,8 @@ class HTTPConnection(Generic[C]):
         await self._flush()
 
     async def _linger(self) -> None:
+        if not isinstance(self.stream, trio.abc.HalfCloseableStream):
+            return  # TLS has no half-close: just close
         await self.stream.send_eof()
         received = 0
         with trio.move_on_after(LINGER_TIME):
@@ -275,7 +278,8 @@ class HTTPConnection(Generic[C]):
                 return event
             await self._flush()
             self.idle.deadline = trio.current_time() + self.idle_timeout
-            conn.receive_data(await self.stream.receive_some(RECEIVE_SIZE))
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+            conn.receive_data(data if isinstance(data, bytes) else bytes(data))
 
     async def _flush(self) -> None:
         if self.out:
@@ -391,13 +395,22 @@ def _http_date() -> bytes:
 
 
 async def serve_http_connection(
-    context: C, router: Router[C], stream: trio.SocketStream, idle_timeout: float = IDLE_TIMEOUT
+    context: C,
+    router: Router[C],
+    stream: trio.SocketStream,
+    idle_timeout: float = IDLE_TIMEOUT,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
-    """Serve one HTTP client until it goes away; never raises."""
+    """Serve one HTTP (or, given ``tls``, HTTPS) client until it goes away; never raises.
+
+    Over TLS the handshake happens on the first read, under the same idle deadline."""
     try:
         host, port = stream.socket.getpeername()[:2]
     except OSError:
         return
     remote = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    connection = HTTPConnection(context, router, stream, remote, idle_timeout)
-    await serve_connection(stream, connection.run, router.log, f"HTTP {remote}")
+    served: trio.abc.Stream = stream
+    if tls is not None:
+        served = trio.SSLStream(stream, tls, server_side=True, https_compatible=True)
+    connection = HTTPConnection(context, router, served, remote, idle_timeout)
+    await serve_connection(served, connection.run, router.log, f"HTTP {remote}")

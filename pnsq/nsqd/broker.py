@@ -27,6 +27,7 @@ import trio
 
 from .. import NSQ_VERSION
 from ..wire.names import is_ephemeral, is_valid_name
+from . import tls
 from .auth import AuthServers
 from .backend import OnRead
 from .channel import Channel
@@ -60,6 +61,9 @@ class Broker:
         self.health = "OK"
         self.tcp_address: tuple[str, int] | None = None
         self.http_address: tuple[str, int] | None = None
+        self.https_address: tuple[str, int] | None = None
+        self.tls_context = tls.server_context(options)  # None: no --tls-cert
+        self.tls_required = tls.required(options)
         self._client_ids = itertools.count(1)
         self._timers: list[tuple[float, int, Channel]] = []
         self._timer_seq = itertools.count()

@@ -76,6 +76,10 @@ class ClientV2:
         self.topology_region = ""
         self.auth_secret = b""
         self.auth_state: AuthState | None = None  # the auth server's last answer (AUTH)
+        self.tls: dict[str, Any] | None = None  # /stats' tls_* fields once upgraded
+        self.tls_common_name = ""  # the client certificate's CN, for the auth server
+        self.snappy = False
+        self.deflate = False
         self.out = bytearray()
         self._lot = trio.lowlevel.ParkingLot()
         self.cancel_scope: trio.CancelScope | None = None
@@ -124,8 +128,9 @@ class ClientV2:
 
     # -- IDENTIFY -------------------------------------------------------------------------
 
-    def identify(self, data: Any, options: Options) -> None:
-        """Apply IDENTIFY's fields as NSQ does; BadBodyError for a value out of range."""
+    def identify(self, data: Any, options: Options) -> dict[str, Any]:
+        """Apply IDENTIFY's fields as NSQ does and return them all (the feature requests too);
+        BadBodyError for a value out of range."""
         fields = _fields(data)
         self.client_id = fields["client_id"]
         self.hostname = fields["hostname"]
@@ -171,6 +176,7 @@ class ClientV2:
             self.msg_timeout = msg_timeout / 1000
         elif msg_timeout != 0:
             raise BadBodyError(f"IDENTIFY msg timeout ({msg_timeout}) is invalid")
+        return fields
 
 
 # IDENTIFY's fields with Go's types: a JSON value of another type fails to decode, as in Go.

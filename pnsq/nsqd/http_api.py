@@ -472,4 +472,32 @@ _ROUTER = http_server.Router(_ROUTES, _max_body_size, log)
 
 async def handle_http_connection(nsqd: Broker, stream: trio.SocketStream) -> None:
     """Serve one HTTP client until it goes away; never raises."""
-    await http_server.serve_http_connection(nsqd, _ROUTER, stream, IDLE_TIMEOUT)
+    router = _TLS_REQUIRED_ROUTER if nsqd.tls_required == "true" else _ROUTER
+    await http_server.serve_http_connection(nsqd, router, stream, IDLE_TIMEOUT)
+
+
+async def handle_https_connection(nsqd: Broker, stream: trio.SocketStream) -> None:
+    """Serve one HTTPS client (the whole API, over TLS) until it goes away; never raises."""
+    await http_server.serve_http_connection(nsqd, _ROUTER, stream, IDLE_TIMEOUT, nsqd.tls_context)
+
+
+# --tls-required=true (not tcp-https): plain HTTP answers every request 403, with the port to
+# retry on; NSQ's text has a space after each colon, so it is written out, not encoded.
+def _tls_required(nsqd: Broker, request: Request) -> Response:
+    port = nsqd.https_address[1] if nsqd.https_address else 0
+    body = f'{{"message": "TLS_REQUIRED", "https_port": {port}}}'.encode()
+    return Response(403, body, b"application/json; charset=utf-8", _NSQ_CONTENT_TYPE)
+
+
+_NSQ_CONTENT_TYPE = ((b"X-NSQ-Content-Type", b"nsq; version=1.0"),)
+
+
+class _EveryPath(http_server.Router["Broker"]):
+    def find(self, path: str) -> tuple[dict[str, Route] | None, str]:
+        return _EVERY_METHOD, ""
+
+
+_EVERY_METHOD = dict.fromkeys(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"), Route(_tls_required)
+)
+_TLS_REQUIRED_ROUTER = _EveryPath({}, _max_body_size, log)

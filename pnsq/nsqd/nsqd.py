@@ -1,4 +1,4 @@
-"""nsqd: a ``Broker`` that listens, on TCP (protocol V2) and HTTP, until ``stop()``.
+"""nsqd: a ``Broker`` that listens, on TCP (protocol V2), HTTP and HTTPS, until ``stop()``.
 
 The top floor of nsqd: the broker's state and rules live in ``broker``, the connections in
 ``protocol_v2`` and ``http_api``, which act on the broker; this module only wires them to
@@ -18,7 +18,7 @@ import trio
 
 from .._internal.daemon import bound_address, listen
 from .broker import Broker, DataPathLockedError
-from .http_api import handle_http_connection
+from .http_api import handle_http_connection, handle_https_connection
 from .protocol_v2 import handle_connection
 
 __all__ = ["NSQD", "DataPathLockedError"]
@@ -34,11 +34,15 @@ class NSQD(Broker):
         self.load_metadata()
         tcp = await listen(self.options.tcp_address)
         http = await listen(self.options.http_address) if self.options.http_address else []
+        https = await self._listen_https()
         self.tcp_address = bound_address(tcp)
         self.http_address = bound_address(http) if http else None
         log.info("TCP: listening on %s:%d", *self.tcp_address)
         if self.http_address:
             log.info("HTTP: listening on %s:%d", *self.http_address)
+        if https:
+            self.https_address = bound_address(https)
+            log.info("HTTPS: listening on %s:%d", *self.https_address)
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as listeners:
                 listeners.start_soon(self.run_timers)
@@ -47,15 +51,22 @@ class NSQD(Broker):
                 listeners.start_soon(self.drain.run, self.stop)
                 _serve(listeners, connections, tcp, partial(handle_connection, self))
                 _serve(listeners, connections, http, partial(handle_http_connection, self))
+                _serve(listeners, connections, https, partial(handle_https_connection, self))
                 task_status.started()
                 await self._stop.wait()
                 listeners.cancel_scope.cancel()
             await self.close_clients(SHUTDOWN_GRACE)
             connections.cancel_scope.cancel()
-        for listener in tcp + http:
+        for listener in tcp + http + https:
             await listener.aclose()
         await self.close_queues()
         log.info("stopped")
+
+    async def _listen_https(self) -> list[trio.SocketListener]:
+        """NSQ listens on --https-address only when it has a certificate."""
+        if self.tls_context is None or not self.options.https_address:
+            return []
+        return await listen(self.options.https_address)
 
 
 def _serve(

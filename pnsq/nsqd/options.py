@@ -18,6 +18,7 @@ from hashlib import md5
 from .._internal import flags
 from .._internal.flags import Flag, flag
 from .._internal.netaddr import default_broadcast_address
+from .tls import server_context
 
 
 def default_node_id() -> int:
@@ -231,8 +232,8 @@ FLAGS: tuple[Flag, ...] = (
     flag("e2e-processing-latency-window-time", flags.duration,
        "calculate end to end latency quantiles over this duration of time"),
     # TLS
-    flag("tls-cert", flags.string, "path to certificate file (TLS is not supported by pnsq yet)"),
-    flag("tls-key", flags.string, "path to key file (TLS is not supported by pnsq yet)"),
+    flag("tls-cert", flags.string, "path to certificate file"),
+    flag("tls-key", flags.string, "path to key file"),
     flag("tls-client-auth-policy", flags.choice("", "require", "require-verify"),
        "client certificate auth policy ('require' or 'require-verify')"),
     flag("tls-root-ca-file", flags.string, "path to certificate authority file"),
@@ -263,12 +264,13 @@ def finish(options: Options) -> Options:
         problem = "--node-id must be [0,1024)"
     elif not 1 <= options.max_deflate_level <= 9:
         problem = "--max-deflate-level must be [1,9]"
-    elif options.tls_cert or options.tls_key:
-        problem = "TLS is not supported by pnsq yet: remove --tls-cert and --tls-key"
-    elif options.tls_required != "false" or options.tls_client_auth_policy:
+    elif not (options.tls_cert or options.tls_key) and (
+        options.tls_required != "false" or options.tls_client_auth_policy
+    ):
         problem = "cannot require TLS client connections without TLS key and cert"
     if problem:
         raise ValueError(problem)
+    server_context(options)  # ValueError("failed to build TLS config - ...") at startup
     if not options.broadcast_address:
         options = dataclasses.replace(options, broadcast_address=default_broadcast_address())
     return options

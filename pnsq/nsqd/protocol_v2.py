@@ -48,7 +48,9 @@ from ..wire.frames import (
 from ..wire.server import ClientState
 from .auth import AuthQueryError
 from .client_v2 import ClientV2
+from .compression import CompressionError
 from .topic import PutError
+from .upgrade import Upgrade, negotiate, perform
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -93,6 +95,10 @@ class ConnectionV2:
             cmd.Auth: self._auth,
             cmd.Identify: self._identify,
         }
+        self._upgrade: Upgrade | None = None  # agreed in IDENTIFY, done by the writer
+        self._upgraded: trio.Event | None = None
+        if nsqd.tls_required != "false":
+            client.reader.require_tls()
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -109,7 +115,11 @@ class ConnectionV2:
         while True:
             interval = client.heartbeat_interval
             with trio.move_on_after(2 * interval if interval > 0 else math.inf) as scope:
-                data = await stream.receive_some(RECEIVE_SIZE)
+                try:
+                    data = await stream.receive_some(RECEIVE_SIZE)
+                except CompressionError as err:
+                    log.error("[%s] - failed to read command - %s", client.remote_address, err)
+                    return
             if scope.cancelled_caught:
                 log.info(
                     "[%s] read timeout: no command in %.1fs", client.remote_address, 2 * interval
@@ -129,6 +139,10 @@ class ConnectionV2:
                 return
             if not ok:
                 return
+            if self._upgraded is not None:
+                await self._upgraded.wait()  # the writer swaps the stream
+                self._upgraded = None
+                stream = self.stream
             while len(client.out) > HIGH_WATER:
                 await self._drained.park()
 
@@ -181,6 +195,8 @@ class ConnectionV2:
         except ProtocolError as err:
             self._fatal(err)
             return False
+        except _UpgradeNow:
+            pass  # the rest waits for the new stream
         finally:
             if self._dispatch:
                 self._dispatch = False
@@ -226,9 +242,37 @@ class ConnectionV2:
                     log.info("[%s] write timeout: client not reading", client.remote_address)
                     break
                 self._drained.unpark_all()
+                if self._upgrade is not None:
+                    if not await self._do_upgrade():
+                        break
+                    stream = self.stream
             elif self.closing:
                 break
         client.kick()
+
+    async def _do_upgrade(self) -> bool:
+        """The writer's part of IDENTIFY's upgrades; False (error queued, sent) if one failed."""
+        upgrade, self._upgrade = self._upgrade, None
+        assert upgrade is not None
+        assert self._upgraded is not None
+        client = self.client
+        if client.out:  # the IDENTIFY response, plain
+            data, client.out = client.out, bytearray()
+            await self.stream.send_all(data)
+        try:
+            self.stream = await perform(
+                upgrade, self.stream, client, self.nsqd.tls_context, client.reader.take_buffered()
+            )
+        except ProtocolError as err:
+            self._fatal(err)
+            with trio.move_on_after(1):
+                await self.stream.send_all(client.out)
+            client.out.clear()
+            return False
+        if upgrade.tls:
+            client.reader.require_tls(False)
+        self._upgraded.set()
+        return True
 
     # -- commands -------------------------------------------------------------------------
 
@@ -244,20 +288,21 @@ class ConnectionV2:
             data = json.loads(command.body)
         except (ValueError, UnicodeDecodeError):
             raise BadBodyError("IDENTIFY failed to decode JSON body") from None
-        client.identify(data, options)
-        if not isinstance(data, dict) or data.get("feature_negotiation") is not True:
+        fields = client.identify(data, options)
+        if not fields["feature_negotiation"]:
             self._respond(OK)
             return
+        upgrade = negotiate(fields, options, self.nsqd.tls_context is not None)
         response = {
             "max_rdy_count": options.max_rdy_count,
             "version": NSQ_VERSION,
             "max_msg_timeout": int(options.max_msg_timeout * 1000),
             "msg_timeout": int(client.msg_timeout * 1000),
-            "tls_v1": False,
-            "deflate": False,
-            "deflate_level": min(6, options.max_deflate_level),
+            "tls_v1": upgrade.tls,
+            "deflate": upgrade.deflate,
+            "deflate_level": upgrade.deflate_level,
             "max_deflate_level": options.max_deflate_level,
-            "snappy": False,
+            "snappy": upgrade.snappy,
             "sample_rate": client.sample_rate,
             "auth_required": bool(options.auth_http_addresses),
             "output_buffer_size": client.output_buffer_size,
@@ -266,6 +311,9 @@ class ConnectionV2:
             "topology_region": options.topology_region,
         }
         self._respond(json.dumps(response, separators=(",", ":")).encode())
+        if upgrade.any:
+            self._upgrade, self._upgraded = upgrade, trio.Event()
+            raise _UpgradeNow
 
     # -- AUTH (reference 1.7) ---------------------------------------------------------------
 
@@ -296,8 +344,7 @@ class ConnectionV2:
         assert command is not None
         assert self.nsqd.auth is not None
         client = self.client
-        tls = bool(getattr(client, "tls", False))  # set by the TLS upgrade where there is one
-        common_name = str(getattr(client, "tls_common_name", "") or "")
+        tls, common_name = client.tls is not None, client.tls_common_name
         try:
             client.auth_state = await self.nsqd.auth.query(
                 client.remote_address.rpartition(":")[0].strip("[]"),
@@ -409,6 +456,10 @@ class ConnectionV2:
 
     def _nop(self, command: cmd.Nop, now: float) -> None:
         pass
+
+
+class _UpgradeNow(Exception):  # noqa: N818 -- a signal, not an error
+    """Raised by IDENTIFY to stop reading commands until the stream is upgraded."""
 
 
 async def handle_connection(nsqd: Broker, stream: trio.SocketStream) -> None:

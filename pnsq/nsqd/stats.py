@@ -153,8 +153,8 @@ def client_stats(client: ClientV2, topic_filter: str = "") -> Json:
         "requeue_count": client.requeue_count,
         "connect_ts": client.connect_ts,
         "sample_rate": client.sample_rate,
-        "deflate": False,
-        "snappy": False,
+        "deflate": client.deflate,
+        "snappy": client.snappy,
         "user_agent": client.user_agent,
         **_auth_stats(client),
         "topology_zone": client.topology_zone,
@@ -164,7 +164,7 @@ def client_stats(client: ClientV2, topic_filter: str = "") -> Json:
     names = [topic_filter] if topic_filter in counts else [] if topic_filter else sorted(counts)
     if names:
         stats["pub_counts"] = [{"topic": name, "count": counts[name]} for name in names]
-    stats.update(_NO_TLS)
+    stats.update(client.tls or _NO_TLS)
     return stats
 
 

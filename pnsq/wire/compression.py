@@ -6,8 +6,10 @@ write and a reader must never wait for bytes that are still in the writer's buff
 ``decompress(data)`` takes a chunk of the stream as the socket gave it and returns whatever is
 complete; a partial chunk waits for the next call. Output per call is bounded by ``max_output``:
 a tiny input can expand a thousandfold, so the rest stays queued (``pending`` says so) and comes
-out of the next ``decompress(b"")``. Corrupt input raises ValueError, and every later call the
-same (the stream cannot resynchronise).
+out of the next ``decompress(b"")``. Corrupt input raises CompressionError (a ValueError) worded
+as NSQ's Go readers word it (``snappy: corrupt input``, ``flate: corrupt input``), and every
+later call the same (the stream cannot resynchronise). nsqd and pnsq's client use these same
+codecs, one per connection.
 
 Snappy is the *framing* format (stream identifier, then CRC-checked chunks of at most 64 KiB),
 not raw snappy: it is what golang/snappy's Reader/Writer speak. cramjam does the chunk work; the
@@ -32,6 +34,10 @@ _MAX_CHUNK_OUTPUT: Final = 65536
 _MAX_CHUNK_LENGTH: Final = 4 + 32 + _MAX_CHUNK_OUTPUT + _MAX_CHUNK_OUTPUT // 6
 
 
+class CompressionError(ValueError):
+    """The peer's compressed stream is corrupt; the text starts as NSQ's Go readers word it."""
+
+
 class SnappyCodec:
     """Snappy framing format, both directions of one connection."""
 
@@ -40,7 +46,7 @@ class SnappyCodec:
         self._compressor = cramjam.snappy.Compressor()
         self._in = bytearray()
         self._started = False  # the peer's stream identifier has been seen
-        self._broken: ValueError | None = None
+        self._broken: CompressionError | None = None
 
     def compress(self, data: bytes) -> bytes:
         """``data`` as whole snappy frames (the stream identifier first, once)."""
@@ -61,7 +67,7 @@ class SnappyCodec:
             # (a repeated identifier is allowed anywhere in a stream).
             return bytes(cramjam.snappy.decompress(SNAPPY_STREAM_IDENTIFIER + chunks))
         except Exception as exc:  # cramjam raises OSError or its DecompressionError
-            raise self._fail(f"corrupt snappy stream: {exc}") from None
+            raise self._fail(f"snappy: corrupt input ({exc})") from None
 
     @property
     def pending(self) -> bool:
@@ -74,16 +80,16 @@ class SnappyCodec:
         if not self._started and not peek:
             if len(buf) < len(SNAPPY_STREAM_IDENTIFIER):
                 if not SNAPPY_STREAM_IDENTIFIER.startswith(bytes(buf)):
-                    raise self._fail("snappy stream does not start with the stream identifier")
+                    raise self._fail("snappy: corrupt input (no stream identifier)")
                 return 0
             if not buf.startswith(SNAPPY_STREAM_IDENTIFIER):
-                raise self._fail("snappy stream does not start with the stream identifier")
+                raise self._fail("snappy: corrupt input (no stream identifier)")
             self._started = True
         while len(buf) - pos >= 4:
             kind = buf[pos]
             length = int.from_bytes(buf[pos + 1 : pos + 4], "little")
             if length > _MAX_CHUNK_LENGTH:
-                raise self._fail(f"corrupt snappy stream: a chunk of {length} bytes")
+                raise self._fail(f"snappy: corrupt input (a chunk of {length} bytes)")
             end = pos + 4 + length
             if end > len(buf):
                 break
@@ -91,18 +97,20 @@ class SnappyCodec:
                 size = length - 4
             elif kind == _CHUNK_COMPRESSED:
                 size = _varint(buf, pos + 8, end)
+            elif kind < 0x80:  # reserved unskippable: a reader must stop (Go's wording)
+                raise self._fail("snappy: unsupported input")
             else:
                 size = 0  # stream identifier, padding (or a reserved type cramjam rejects)
             if size > _MAX_CHUNK_OUTPUT:
-                raise self._fail(f"corrupt snappy stream: a chunk of {size} bytes uncompressed")
+                raise self._fail(f"snappy: corrupt input (a chunk of {size} bytes uncompressed)")
             if output + size > self.max_output and pos:
                 break
             output += size
             pos = end
         return pos
 
-    def _fail(self, reason: str) -> ValueError:
-        self._broken = ValueError(reason)
+    def _fail(self, reason: str) -> CompressionError:
+        self._broken = CompressionError(reason)
         self._in.clear()
         return self._broken
 
@@ -129,7 +137,7 @@ class DeflateCodec:
         self.max_output = max_output
         self._compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
         self._decompressor = zlib.decompressobj(-15)
-        self._broken: ValueError | None = None
+        self._broken: CompressionError | None = None
 
     def compress(self, data: bytes) -> bytes:
         """``data`` deflated and sync-flushed: the peer can inflate all of it now."""
@@ -145,10 +153,10 @@ class DeflateCodec:
         try:
             out = decompressor.decompress(data, self.max_output)
         except zlib.error as exc:
-            self._broken = ValueError(f"corrupt deflate stream: {exc}")
+            self._broken = CompressionError(f"flate: corrupt input (corrupt deflate stream: {exc})")
             raise self._broken from None
         if decompressor.eof:  # NSQ's writers never end the stream; bytes after an end are junk
-            self._broken = ValueError("deflate stream ended inside the connection")
+            self._broken = CompressionError("flate: corrupt input (the stream ended)")
             if decompressor.unused_data:
                 raise self._broken
         return out

@@ -149,6 +149,7 @@ class CommandReader:
             b"AUTH": self._auth,
             b"IDENTIFY": self._identify,
         }
+        self._all_handlers = self._handlers
 
     def receive_data(self, data: bytes | bytearray) -> None:
         self._buf += data
@@ -157,6 +158,31 @@ class CommandReader:
     def buffered(self) -> int:
         """Bytes received and not yet parsed into a command."""
         return len(self._buf) - self._pos
+
+    def require_tls(self, required: bool = True) -> None:
+        """--tls-required: until the upgrade every command but IDENTIFY is refused (fatal) on
+        its name, before its parameters, as NSQ's enforceTLSPolicy. A table of its own, so the
+        commands of an upgraded (or plain) connection pay nothing for the check."""
+        if required:
+            self._handlers = {
+                name: handler if name == b"IDENTIFY" else self._tls_required
+                for name, handler in self._all_handlers.items()
+            }
+        else:
+            self._handlers = self._all_handlers
+
+    @staticmethod
+    def _tls_required(params: list[bytes], start: int) -> tuple[Command, int] | None:
+        name = params[0].decode("utf-8", "surrogateescape")
+        raise InvalidError(f"cannot {name} in current state (TLS required)")
+
+    def take_buffered(self) -> bytes:
+        """Remove and return the bytes not yet parsed: after a transport upgrade (TLS,
+        compression) they belong to the new stream, not to the command parser."""
+        data = bytes(self._buf[self._pos :])
+        del self._buf[:]
+        self._pos = 0
+        return data
 
     def next_command(self) -> Command | None:
         buf, pos = self._buf, self._pos

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import struct
+import tracemalloc
 import zlib
 from typing import Any
 
 import cramjam
 import pytest
+import snappy
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -29,6 +31,7 @@ from pnsq.wire import (
     SnappyCodec,
     UpgradeTLS,
 )
+from pnsq.wire.compression import CompressionError
 
 Codec = SnappyCodec | DeflateCodec
 CODECS = [SnappyCodec, DeflateCodec]
@@ -225,3 +228,87 @@ def test_a_compressed_flood_of_messages_comes_in_bounded_batches() -> None:
     assert sum(batches) == 30_000
     assert len(batches) > 1
     assert max(batches) * len(one) <= 1024 * 1024 + len(one)  # the codec's bound, one frame over
+
+
+# -- against independent codecs (python-snappy's framing, zlib), with Go's wording -------------
+
+STREAM_ID = b"\xff\x06\x00\x00sNaPpY"
+payloads = st.lists(st.binary(max_size=3000) | st.just(b"z" * 70_000), min_size=1, max_size=6)
+
+
+def split_feed(codec: SnappyCodec | DeflateCodec, data: bytes, step: int) -> bytes:
+    out = bytearray()
+    for i in range(0, len(data), step):
+        out += codec.decompress(data[i : i + step])
+        while codec.pending:
+            out += codec.decompress(b"")
+    return bytes(out)
+
+
+@given(payloads, st.integers(1, 5000))
+def test_snappy_output_decodes_with_python_snappy_and_back(writes: list[bytes], step: int) -> None:
+    ours = SnappyCodec()
+    wire = b"".join(ours.compress(w) for w in writes)
+    assert snappy.StreamDecompressor().decompress(wire) == b"".join(writes)
+    theirs = snappy.StreamCompressor()
+    wire = b"".join(theirs.add_chunk(w) for w in writes)
+    assert split_feed(SnappyCodec(), wire, step) == b"".join(writes)
+
+
+@given(payloads, st.integers(1, 5000))
+def test_every_deflate_write_is_decodable_at_once_by_zlib(writes: list[bytes], step: int) -> None:
+    codec, inflater = DeflateCodec(6), zlib.decompressobj(-15)
+    for write in writes:
+        assert inflater.decompress(codec.compress(write)) == write  # no byte held back
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
+    wire = b"".join(compressor.compress(w) for w in writes) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert split_feed(DeflateCodec(), wire, step) == b"".join(writes)
+
+
+def test_a_deflate_bomb_inflates_in_bounded_pieces_in_bounded_memory() -> None:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = compressor.compress(b"\0" * (64 << 20)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    codec = DeflateCodec(max_output=65536)
+    tracemalloc.start()
+    try:
+        total, chunk = 0, codec.decompress(bomb)
+        while chunk:
+            assert len(chunk) <= 65536
+            total += len(chunk)
+            chunk = codec.decompress(b"")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == 64 << 20
+    assert peak < 2 << 20  # 64 MiB inflated, never more than a piece (and the input) held
+
+
+@pytest.mark.parametrize(
+    ("wire", "message"),
+    [
+        (b"\x01\x05\x00\x00\x00\x00\x00\x00x", "snappy: corrupt input"),  # no stream identifier
+        (b"\xff\x06\x00\x00sNaPpZ", "snappy: corrupt input"),  # a wrong identifier
+        (STREAM_ID + b"\x00\xff\xff\xff", "snappy: corrupt input"),  # a chunk too long to be valid
+        (STREAM_ID + b"\x05\x01\x00\x00x", "snappy: unsupported input"),  # reserved unskippable
+        (STREAM_ID + b"\x01\x05\x00\x00\x00\x00\x00\x00x", "snappy: corrupt input"),  # bad CRC
+        (STREAM_ID + b"\x00\x06\x00\x00\x00\x00\x00\x00\xff\xff", "snappy: corrupt input"),
+    ],
+)
+def test_corrupt_snappy_is_refused_with_gos_wording(wire: bytes, message: str) -> None:
+    with pytest.raises(CompressionError, match=message):
+        SnappyCodec().decompress(wire)
+
+
+def test_snappy_padding_and_skippable_chunks_carry_nothing() -> None:
+    wire = (
+        STREAM_ID
+        + b"\xfe\x02\x00\x00\x00\x00"
+        + b"\x80\x01\x00\x00?"
+        + SnappyCodec().compress(b"hi")
+    )
+    assert SnappyCodec().decompress(wire) == b"hi"
+
+
+def test_corrupt_deflate_is_refused_with_gos_wording() -> None:
+    with pytest.raises(CompressionError, match="flate: corrupt input"):
+        DeflateCodec().decompress(b"\xff" * 16)
