@@ -158,7 +158,11 @@ class Consumer:
             await self.close()
         else:
             self._outer.cancel_scope.cancel()
-        return await self._outer.__aexit__(et, e, tb)
+        # The body's own exception is not handed to the task group: under trio it would come
+        # out wrapped in an ExceptionGroup, and `except PublishError` around `async with`
+        # would miss it. It propagates as raised; the group's own failures still do.
+        await self._outer.__aexit__(None, None, None)
+        return None
 
     async def run(self) -> None:
         """Consume until cancelled or closed."""

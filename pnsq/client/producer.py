@@ -69,7 +69,10 @@ class Producer:
         tg, self._tg = self._tg, None
         assert tg is not None
         tg.cancel_scope.cancel()
-        return await tg.__aexit__(et, e, tb)
+        # As Consumer.__aexit__: an error from the body propagates unwrapped (under trio the
+        # task group would put it in an ExceptionGroup).
+        await tg.__aexit__(None, None, None)
+        return None
 
     async def aclose(self) -> None:
         """Close the connection (pending publishes fail with NSQConnectionError)."""

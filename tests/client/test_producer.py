@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from pnsq.client import JSON, NSQConnectionError, Producer, PublishError
+from pnsq.client import JSON, Consumer, NSQConnectionError, Producer, PublishError
 from pnsq.nsqd.nsqd import NSQD
 
 
@@ -73,3 +73,20 @@ async def test_json_codec_encodes_values(nsqd: NSQD) -> None:
         async with Producer(tcp(nsqd), codec=JSON) as p:
             await p.publish("t", {"id": 1})
     assert depth(nsqd, "t") == 1
+
+
+async def test_an_error_leaving_the_async_with_block_is_the_error_itself(make_nsqd: object) -> None:
+    """Under trio a task group wraps what crosses it in an ExceptionGroup; a Producer's or
+    Consumer's must not, or `except PublishError` around the block would never match."""
+    nsqd = await make_nsqd(max_msg_size=10)  # type: ignore[operator]
+
+    async def handle(message: object) -> None:
+        pass
+
+    with trio.fail_after(10):
+        with pytest.raises(PublishError):
+            async with Producer(tcp(nsqd)) as p:
+                await p.publish("t", b"x" * 100)
+        with pytest.raises(KeyError):
+            async with Consumer("t", "c", handle, nsqd_tcp_addresses=[tcp(nsqd)]):
+                raise KeyError("from the body")
