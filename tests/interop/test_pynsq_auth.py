@@ -7,11 +7,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import nsq
 import pytest
 from auth_helpers import write_secrets
+from test_pynsq import (  # the helpers, and the fixture that fails on pynsq errors
+    ReadyWriter,
+    close_all,
+    pynsq_logs_no_errors,  # noqa: F401
+    run_tornado,
+)
 from threaded_nsqd import ThreadedDaemon, ThreadedNSQD
 
 from pnsq.authd.authd import Authd
@@ -22,7 +27,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
 ]
 
-DEADLINE = 15.0
 SECRETS = [
     {
         "secret": "writer-secret",
@@ -57,23 +61,6 @@ def nsqd_with_authd(tmp_path: Path) -> Iterator[ThreadedNSQD]:
         authd.stop()
 
 
-class AuthedWriter(nsq.Writer):  # type: ignore[misc]
-    """A Writer whose ``ready`` future resolves once its connection has authenticated."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        super().__init__(*args, **kwargs)
-
-    def _on_connection_ready(self, conn: Any, **kwargs: Any) -> None:
-        super()._on_connection_ready(conn, **kwargs)
-        if not self.ready.done():
-            self.ready.set_result(None)
-
-    def close(self) -> None:
-        for conn in list(self.conns.values()):
-            conn.close()
-
-
 def test_pynsq_writer_and_reader_with_auth_secret_round_trip(
     nsqd_with_authd: ThreadedNSQD,
 ) -> None:
@@ -90,7 +77,7 @@ def test_pynsq_writer_and_reader_with_auth_secret_round_trip(
             return True
 
         address = nsqd_with_authd.address
-        writer = AuthedWriter([address], auth_secret="writer-secret")
+        writer = ReadyWriter([address], auth_secret="writer-secret")  # ready once authed
         reader = nsq.Reader(
             topic="t",
             channel="c",
@@ -99,9 +86,7 @@ def test_pynsq_writer_and_reader_with_auth_secret_round_trip(
             auth_secret="reader-secret",
         )
         await writer.ready
-        published = loop.create_future()
-        writer.pub("t", b"secret hello", callback=lambda conn, data: published.set_result(data))
-        assert await published == b"OK"
+        assert await writer.publish("pub", "t", b"secret hello") == b"OK"
         await got
         identities = nsqd_with_authd.inspect(
             lambda nsqd: sorted(
@@ -111,8 +96,7 @@ def test_pynsq_writer_and_reader_with_auth_secret_round_trip(
             )
         )
         assert identities == [("reader", "https://example.com/reader"), ("writer", "")]
-        reader.close()
-        writer.close()
+        close_all(reader, writer)
 
-    asyncio.run(asyncio.wait_for(scenario(), DEADLINE))
+    run_tornado(scenario)
     assert received == [b"secret hello"]
