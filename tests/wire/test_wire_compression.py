@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
 import tracemalloc
 import zlib
 from typing import Any
@@ -312,3 +314,16 @@ def test_snappy_padding_and_skippable_chunks_carry_nothing() -> None:
 def test_corrupt_deflate_is_refused_with_gos_wording() -> None:
     with pytest.raises(CompressionError, match="flate: corrupt input"):
         DeflateCodec().decompress(b"\xff" * 16)
+
+
+def test_nsqd_and_the_client_load_cramjam_only_for_a_snappy_connection() -> None:
+    """cramjam adds ~3 MiB to a process's RSS: a plain nsqd or client must not load it."""
+    script = (
+        "import sys, pnsq.nsqd.nsqd, pnsq.client, pnsq.wire\n"
+        "assert 'cramjam' not in sys.modules, 'loaded at import'\n"
+        "codec = pnsq.wire.SnappyCodec()\n"
+        "assert 'cramjam' in sys.modules\n"
+        "assert codec.decompress(codec.compress(b'abc')) == b'abc'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr.decode()
