@@ -10,8 +10,6 @@ returning, what a restart delivers).
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,65 +19,14 @@ import pytest
 import trio
 import trio.testing
 from lookup_helpers import tcp, until
+from memory_nsqd import memory_nsqd
 from v2client import V2Client, open_consumer
 
 from pnsq.lookupd import Lookupd
 from pnsq.nsqd.drain import CHECK_INTERVAL
 from pnsq.nsqd.nsqd import NSQD
 from pnsq.nsqd.options import Options
-from pnsq.nsqd.protocol_v2 import ConnectionV2
-from pnsq.wire import MAGIC_V2, encode_dpub, encode_mpub, encode_pub, encode_sub
-
-READ_TIMEOUT = 3600.0
-
-
-class MemoryNSQD:
-    def __init__(self, nsqd: NSQD, nursery: trio.Nursery) -> None:
-        self.nsqd = nsqd
-        self._nursery = nursery
-        self.stopped_at: float | None = None
-        self.stopped = trio.Event()
-
-    def stop(self) -> None:
-        self.stopped_at = trio.current_time()
-        self.stopped.set()
-
-    async def connect(self) -> V2Client:
-        client_stream, server_stream = trio.testing.memory_stream_pair()
-        client = self.nsqd.add_client(("127.0.0.1", 1234))
-
-        async def serve() -> None:
-            try:
-                await ConnectionV2(self.nsqd, client, server_stream).run()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-            finally:
-                self.nsqd.remove_client(client)
-                await server_stream.aclose()
-
-        self._nursery.start_soon(serve)
-        v2 = V2Client(client_stream, timeout=READ_TIMEOUT)
-        await v2.send(MAGIC_V2)
-        return v2
-
-    async def consumer(self, topic: str, channel: str, rdy: int = 0) -> V2Client:
-        v2 = await self.connect()
-        await v2.subscribe(topic, channel, rdy)
-        return v2
-
-
-@asynccontextmanager
-async def memory_nsqd(**overrides: Any) -> AsyncIterator[MemoryNSQD]:
-    data_path = tempfile.mkdtemp(prefix="pnsq-drain-")
-    nsqd = NSQD(Options(tcp_address="", http_address="", data_path=data_path, **overrides))
-    async with trio.open_nursery() as nursery:
-        server = MemoryNSQD(nsqd, nursery)
-        nursery.start_soon(nsqd.run_timers)
-        nursery.start_soon(nsqd.drain.run, server.stop)
-        yield server
-        nursery.cancel_scope.cancel()
-    shutil.rmtree(data_path, ignore_errors=True)
-
+from pnsq.wire import encode_dpub, encode_mpub, encode_pub, encode_sub
 
 # -- in virtual time ----------------------------------------------------------------------------
 
@@ -87,8 +34,8 @@ async def memory_nsqd(**overrides: Any) -> AsyncIterator[MemoryNSQD]:
 async def test_publishes_are_refused_over_tcp_while_draining(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with memory_nsqd() as server:
-        await server.consumer("t", "c")  # keeps the drain from ending at once
+    async with memory_nsqd(drain=True) as server:
+        await server.consumer("t", "c", rdy=0)  # keeps the drain from ending at once
         producer = await server.connect()
         await producer.pub("t", b"before")
         server.nsqd.drain.start()
@@ -110,8 +57,8 @@ async def test_publishes_are_refused_over_tcp_while_draining(
 async def test_new_subscriptions_are_refused_while_draining(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with memory_nsqd() as server:
-        first = await server.consumer("t", "c")
+    async with memory_nsqd(drain=True) as server:
+        first = await server.consumer("t", "c", rdy=0)
         producer = await server.connect()
         await producer.pub("t", b"m")
         server.nsqd.drain.start()
@@ -126,8 +73,8 @@ async def test_new_subscriptions_are_refused_while_draining(
 async def test_drain_stops_nsqd_once_consumers_have_finished_everything(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with memory_nsqd(drain_timeout=600.0) as server:
-        consumer = await server.consumer("t", "c")
+    async with memory_nsqd(drain=True, drain_timeout=600.0) as server:
+        consumer = await server.consumer("t", "c", rdy=0)
         producer = await server.connect()
         await producer.mpub("t", [b"a", b"b", b"c"])
         await producer.dpub("t", 20_000, b"later")
@@ -154,9 +101,9 @@ async def test_drain_stops_nsqd_once_consumers_have_finished_everything(
 async def test_drain_timeout_stops_nsqd_and_logs_what_is_left_per_channel(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with memory_nsqd(drain_timeout=30.0) as server:
-        consumer = await server.consumer("t", "c")
-        await server.consumer("t", "other")
+    async with memory_nsqd(drain=True, drain_timeout=30.0) as server:
+        consumer = await server.consumer("t", "c", rdy=0)
+        await server.consumer("t", "other", rdy=0)
         producer = await server.connect()
         await producer.mpub("t", [b"a", b"b", b"c"])
         await consumer.rdy(1)
@@ -177,7 +124,7 @@ async def test_what_no_consumer_can_take_does_not_hold_the_drain(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A topic without channels, a channel without consumers: kept on disk, not waited for."""
-    async with memory_nsqd(drain_timeout=600.0) as server:
+    async with memory_nsqd(drain=True, drain_timeout=600.0) as server:
         producer = await server.connect()
         await producer.mpub("lonely", [b"a", b"b"])
         server.nsqd.get_topic("t").get_channel("abandoned", trio.current_time())
@@ -197,8 +144,8 @@ async def test_what_no_consumer_can_take_does_not_hold_the_drain(
 async def test_a_drained_topic_refuses_publishes_and_is_deleted_once_empty(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with memory_nsqd() as server:
-        consumer = await server.consumer("t", "c")
+    async with memory_nsqd(drain=True) as server:
+        consumer = await server.consumer("t", "c", rdy=0)
         producer = await server.connect()
         await producer.mpub("t", [b"a", b"b"])
         topic = server.nsqd.topics["t"]

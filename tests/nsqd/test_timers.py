@@ -9,70 +9,14 @@ socket I/O runs, which would make the clock jump while bytes are in the kernel.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
 import trio
 import trio.lowlevel
 import trio.testing
-from v2client import V2Client
+from memory_nsqd import memory_nsqd
 
-from pnsq.nsqd.nsqd import NSQD
-from pnsq.nsqd.options import Options
-from pnsq.nsqd.protocol_v2 import ConnectionV2
-from pnsq.wire import FRAME_TYPE_RESPONSE, HEARTBEAT, MAGIC_V2
+from pnsq.wire import FRAME_TYPE_RESPONSE, HEARTBEAT
 
 LATE = 0.1  # how late after its due time a timer may fire
-READ_TIMEOUT = 3600.0  # virtual seconds a read may wait: longer than any timer under test
-
-
-class MemoryNSQD:
-    def __init__(self, nsqd: NSQD, nursery: trio.Nursery) -> None:
-        self.nsqd = nsqd
-        self._nursery = nursery
-
-    async def connect(self, **identify: Any) -> V2Client:
-        client_stream, server_stream = trio.testing.memory_stream_pair()
-        client = self.nsqd.add_client(("127.0.0.1", 1234))
-
-        async def serve() -> None:
-            try:
-                await ConnectionV2(self.nsqd, client, server_stream).run()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-            finally:
-                self.nsqd.remove_client(client)
-                await server_stream.aclose()
-
-        self._nursery.start_soon(serve)
-        v2 = V2Client(client_stream, timeout=READ_TIMEOUT)
-        await v2.send(MAGIC_V2)
-        if identify:
-            await v2.identify(**identify)
-        return v2
-
-    async def consumer(self, topic: str, channel: str, rdy: int = 1, **identify: Any) -> V2Client:
-        v2 = await self.connect(**identify)
-        await v2.subscribe(topic, channel, rdy)
-        return v2
-
-    def channel(self, topic: str, channel: str) -> Any:
-        return self.nsqd.topics[topic].channels[channel]
-
-
-@asynccontextmanager
-async def memory_nsqd(**overrides: Any) -> AsyncIterator[MemoryNSQD]:
-    # No disk task runs: every test here stays within the memory queue.
-    data_path = tempfile.mkdtemp(prefix="pnsq-timers-")
-    nsqd = NSQD(Options(tcp_address="", http_address="", data_path=data_path, **overrides))
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(nsqd.run_timers)
-        yield MemoryNSQD(nsqd, nursery)
-        nursery.cancel_scope.cancel()
-    shutil.rmtree(data_path, ignore_errors=True)
 
 
 def assert_on_time(at: float, due: float) -> None:
