@@ -60,7 +60,7 @@ def rec(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     fake.run = recorder.options.append  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pnsq.nsqd.daemon", fake)
     monkeypatch.setattr(
-        table, "setup_logging", lambda lvl, pfx: recorder.logging.append((lvl, pfx))
+        table, "setup_logging", lambda lvl, pfx, **_: recorder.logging.append((lvl, pfx))
     )
     monkeypatch.setattr(nsqd_options, "default_broadcast_address", lambda: BROADCAST)
     return recorder

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .duration import parse_duration
-from .logging import parse_log_level
+from .logging import parse_log_format, parse_log_level
 from .netaddr import split_host_port
 
 Convert = Callable[[object], Any]
@@ -142,6 +142,10 @@ def choice(*choices: str) -> Convert:
 
 def log_level(value: object) -> str:
     return parse_log_level(string(value))
+
+
+def log_format(value: object) -> str:
+    return parse_log_format(string(value))
 
 
 def address(value: object) -> str:

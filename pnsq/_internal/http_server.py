@@ -317,7 +317,8 @@ class HTTPConnection(Generic[C]):
                 response = await response.pending
         close = truncated
         if route is None or route.logged:
-            router.log.info(
+            # DEBUG: the admin polls every node's /stats; at INFO that drowns what matters
+            router.log.debug(
                 "%d %s %s (%s)", response.status, method, event.target.decode(), self.remote
             )
         self._respond(method, response, close=close)

@@ -29,6 +29,7 @@ class AdminOptions:
     history_size: int = 450  # points kept per series: 15 minutes at 2 s
     log_level: str = "info"
     log_prefix: str = "[nsqadmin] "
+    log_format: str = "text"  # or "json": one object per line
     # access control (nsqadmin's): with admin users, only they may act
     admin_users: tuple[str, ...] = ()
     acl_http_header: str = "X-Forwarded-User"
@@ -83,6 +84,7 @@ FLAGS: tuple[Flag, ...] = (
     flag("history-size", flags.at_least(2), "samples kept per chart series"),
     flag("log-level", flags.log_level, "log level: debug, info, warn, error, or fatal"),
     flag("log-prefix", flags.string, "log message prefix"),
+    flag("log-format", flags.log_format, "log format: text (NSQ's lines) or json (one object per line)"),
     flag("admin-user", flags.string_list,
          "admin user (may be given multiple times; if set, only these users may act)",
          field="admin_users", repeatable=True),

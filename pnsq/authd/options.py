@@ -16,6 +16,7 @@ from .._internal.flags import Flag, flag
 class AuthdOptions:
     log_level: str = "info"
     log_prefix: str = "[authd] "
+    log_format: str = "text"  # or "json": one object per line
     http_address: str = "0.0.0.0:4181"
     secrets_file: str = ""
 
@@ -24,6 +25,7 @@ class AuthdOptions:
 FLAGS: tuple[Flag, ...] = (
     flag("log-level", flags.log_level, "set log verbosity: debug, info, warn, error, or fatal"),
     flag("log-prefix", flags.string, "log message prefix"),
+    flag("log-format", flags.log_format, "log format: text (NSQ's lines) or json (one object per line)"),
     flag("http-address", flags.address, "<addr>:<port> to listen on for nsqd's auth requests"),
     flag("config", flags.string,
          "TOML file of secrets and their permissions (reloaded on SIGHUP)",

@@ -211,7 +211,12 @@ def build_command(spec: Spec) -> click.Command:
         file_values = load_config(path, spec, _warn) if isinstance(path, str) else {}
         options = build(spec, given, file_values, path if isinstance(path, str) else "")
         if hasattr(options, "log_level"):
-            setup_logging(options.log_level, getattr(options, "log_prefix", ""))
+            setup_logging(
+                options.log_level,
+                getattr(options, "log_prefix", ""),
+                log_format=getattr(options, "log_format", "text"),
+                component=spec.name,
+            )
         module, function = spec.run.split(":")
         result = getattr(importlib.import_module(module), function)(options)
         if isinstance(result, int):

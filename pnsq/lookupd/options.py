@@ -18,6 +18,7 @@ from .._internal.netaddr import default_broadcast_address
 class LookupdOptions:
     log_level: str = "info"
     log_prefix: str = "[nsqlookupd] "
+    log_format: str = "text"  # or "json": one object per line
     tcp_address: str = "0.0.0.0:4160"
     http_address: str = "0.0.0.0:4161"
     broadcast_address: str = ""  # "" = resolved at start, like nsqd's
@@ -29,6 +30,7 @@ class LookupdOptions:
 FLAGS: tuple[Flag, ...] = (
     flag("log-level", flags.log_level, "set log verbosity: debug, info, warn, error, or fatal"),
     flag("log-prefix", flags.string, "log message prefix"),
+    flag("log-format", flags.log_format, "log format: text (NSQ's lines) or json (one object per line)"),
     flag("tcp-address", flags.string, "<addr>:<port> to listen on for TCP clients"),
     flag("http-address", flags.string, "<addr>:<port> to listen on for HTTP clients"),
     flag("broadcast-address", flags.string,

@@ -32,6 +32,7 @@ class Options:
     node_id: int = field(default_factory=default_node_id)
     log_level: str = "info"
     log_prefix: str = "[nsqd] "
+    log_format: str = "text"  # or "json": one object per line
     tcp_address: str = "0.0.0.0:4150"
     http_address: str = "0.0.0.0:4151"
     https_address: str = "0.0.0.0:4152"
@@ -153,6 +154,7 @@ FLAGS: tuple[Flag, ...] = (
     # basic
     flag("log-level", flags.log_level, "set log verbosity: debug, info, warn, error, or fatal"),
     flag("log-prefix", flags.string, "log message prefix"),
+    flag("log-format", flags.log_format, "log format: text (NSQ's lines) or json (one object per line)"),
     flag("node-id", flags.integer, "unique part for message IDs, (int) in range [0,1024)",
        cfg="id", default_text="hash of hostname"),
     flag("tcp-address", flags.string, "<addr>:<port> (or unix socket path) to listen on for TCP clients"),
