@@ -7,11 +7,16 @@ topic; /nodes hides only inactive ones, and says per topic whether the node is t
 
 The handlers see the daemon only as ``Registry`` (its registrations, options and clock), so
 this module sits below ``lookupd``, which serves it.
+
+/debug dumps the registrations in NSQ's shape: ``category:key:subkey`` to the producers
+registered there, so NSQ's tooling reads it; registrations without producers are left out,
+as NSQ leaves them out.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -29,7 +34,7 @@ from .._internal.http_server import (
 )
 from ..wire.names import is_valid_name
 from .options import LookupdOptions
-from .registration_db import PEER_FIELDS, Peer, RegistrationDB
+from .registration_db import PEER_FIELDS, Peer, Producer, RegistrationDB
 
 
 class Registry(Protocol):
@@ -173,6 +178,46 @@ def _delete_channel(lookupd: Registry, request: Request) -> Response:
     return EMPTY
 
 
+# Go's zero time.Time in UnixNano: what NSQ prints as the tombstoned_at of a live producer.
+_GO_ZERO_TIME_NS = -6795364578871345152
+
+
+def _debug(lookupd: Registry, request: Request) -> Response:
+    """NSQ's doDebug: every registration with its producers, times in Unix nanoseconds."""
+    db = lookupd.db
+    # Peer times are on the daemon's (trio's) clock; NSQ's are wall-clock nanoseconds.
+    wall_offset = time.time() - lookupd.now()
+
+    def unix_ns(at: float) -> int:
+        return int((at + wall_offset) * 1e9)
+
+    def producer_json(producer: Producer) -> dict[str, Any]:
+        peer, info, at = producer.peer, producer.peer.info, producer.tombstoned_at
+        return {
+            "id": peer.id,
+            "hostname": info["hostname"],
+            "broadcast_address": info["broadcast_address"],
+            "tcp_port": info["tcp_port"],
+            "http_port": info["http_port"],
+            "version": info["version"],
+            "last_update": unix_ns(peer.last_update),
+            "tombstoned": at is not None,
+            "tombstoned_at": _GO_ZERO_TIME_NS if at is None else unix_ns(at),
+        }
+
+    data: dict[str, list[dict[str, Any]]] = {}
+    if db.peers:
+        data["client::"] = [producer_json(Producer(peer)) for peer in db.peers.values()]
+    for topic, producers in sorted(db.topics.items()):
+        if producers:
+            data[f"topic:{topic}:"] = [producer_json(p) for p in producers.values()]
+    for topic, channels in sorted(db.channels.items()):
+        for channel, producers in sorted(channels.items()):
+            if producers:
+                data[f"channel:{topic}:{channel}"] = [producer_json(p) for p in producers.values()]
+    return json_response(data)
+
+
 def _max_body(lookupd: Registry) -> int:
     return MAX_BODY
 
@@ -189,6 +234,7 @@ _ROUTES: dict[str, dict[str, Route]] = {
     "/channel/create": {"POST": Route(_create_channel)},
     "/channel/delete": {"POST": Route(_delete_channel)},
     "/topic/tombstone": {"POST": Route(_tombstone_topic_producer)},
+    "/debug": {"GET": Route(_debug)},
 }
 _ROUTER = http_server.Router(_ROUTES, _max_body, log)
 

@@ -41,6 +41,7 @@ from .._internal.logging import LOG_LEVELS, parse_log_level
 from ..wire.errors import ProtocolError
 from ..wire.mpub import decode_mpub_body
 from ..wire.names import is_valid_name
+from . import debug
 from .options import Options
 from .stats import stats_document, stats_text
 from .topic import PutError
@@ -464,6 +465,9 @@ _ROUTES: dict[str, dict[str, Route]] = {
         "PUT": Route(_put_config, _max_msg_size, "INVALID_VALUE"),
     },
     "/debug/freememory": {"POST": Route(_free_memory)},
+    "/debug/pprof": {"GET": Route(debug.index)},
+    "/debug/tasks": {"GET": Route(debug.tasks)},
+    "/debug/gc": {"GET": Route(debug.gc_page)},
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from typing import Any
 
 import pytest
@@ -92,6 +93,8 @@ async def test_bad_input_gets_the_nsq_error_and_only_that_connection_closes(
         ("POST", "/topic/tombstone?topic=t", 400, "MISSING_ARG_NODE"),
         ("GET", "/topic/create?topic=t", 405, "METHOD_NOT_ALLOWED"),
         ("GET", "/nope", 404, "NOT_FOUND"),
+        ("GET", "/debug/nope", 404, "NOT_FOUND"),
+        ("POST", "/debug", 405, "METHOD_NOT_ALLOWED"),
     ],
 )
 async def test_http_errors(
@@ -133,3 +136,36 @@ def test_tombstones_last_their_lifetime_and_silent_producers_age_out() -> None:
     assert db.nodes(300.1, 300.0, 45.0) == []
     peer.last_update = 300.0  # a PING
     assert db.active_producers("t", 300.1, 300.0, 45.0) == [peer]
+
+
+async def test_debug_dumps_the_registrations_as_nsq_does(lookupd: Lookupd, http: Any) -> None:
+    """/debug: ``category:key:subkey`` to its producers; a tombstone shows on the topic only."""
+    assert lookupd.tcp_address is not None
+    address = lookupd.http_address
+    assert (await http(address, "POST", "/topic/create?topic=empty")).status == 200
+    before = time.time_ns()
+    peer = await trio.open_tcp_stream(*lookupd.tcp_address)
+    async with peer:
+        await peer.send_all(MAGIC_V1 + IDENTIFY + b"REGISTER t c\nREGISTER t2\n")
+        await until(lambda: lookupd.db.topics.get("t2"))
+        target = "/topic/tombstone?topic=t&node=127.0.0.1:2"
+        assert (await http(address, "POST", target)).status == 200
+        data = (await http(address, "GET", "/debug")).json()
+    after = time.time_ns()
+    assert sorted(data) == ["channel:t:c", "client::", "topic:t2:", "topic:t:"]
+    [[client], [channel], [topic], [topic2]] = [
+        data[k] for k in ("client::", "channel:t:c", "topic:t:", "topic:t2:")
+    ]
+    assert client["id"].startswith("127.0.0.1:")
+    expected = {**{k: PEER[k] for k in PEER}, "hostname": client["hostname"], "id": client["id"]}
+    for producer in (client, channel, topic, topic2):
+        assert {k: producer[k] for k in expected} == expected
+        assert before <= producer["last_update"] <= after
+    assert topic["tombstoned"] is True
+    assert before <= topic["tombstoned_at"] <= after
+    # Go's zero time, as NSQ prints it for a producer never tombstoned
+    for producer in (client, channel, topic2):
+        assert (producer["tombstoned"], producer["tombstoned_at"]) == (False, -6795364578871345152)
+    # the peer went away: only what outlives it (non-ephemeral names, no producers) is left out
+    await until(lambda: not lookupd.db.peers)
+    assert (await http(address, "GET", "/debug")).json() == {}
