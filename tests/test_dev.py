@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from process_lines import ProcessLines
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -64,37 +63,20 @@ class Dev:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put("")
+        self.lines = ProcessLines(self.proc.stdout, "pnsq dev")
 
     def read_until(self, pattern: str, deadline: float = 20.0) -> re.Match[str]:
         """The first line from now on that matches ``pattern`` (fails at EOF or after
         ``deadline`` seconds)."""
-        end = time.monotonic() + deadline
-        while (left := end - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            assert line, "pnsq dev ended:\n" + "".join(self.output)
-            self.output.append(line)
-            if found := re.search(pattern, line):
-                return found
-        raise AssertionError(f"no {pattern!r} from pnsq dev:\n" + "".join(self.output))
+        return self.lines.read_until(pattern, deadline)
 
     def rest(self, deadline: float = 10.0) -> str:
         """Everything it prints until its output ends."""
-        end = time.monotonic() + deadline
-        while (line := self.lines.get(timeout=max(end - time.monotonic(), 0.01))) != "":
-            self.output.append(line)
-        return "".join(self.output)
+        return "".join(self.lines.rest(deadline))
+
+    @property
+    def output(self) -> list[str]:
+        return self.lines.output
 
 
 def until(predicate: Callable[[], object], deadline: float = 10.0) -> None:

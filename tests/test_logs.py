@@ -10,11 +10,9 @@ from __future__ import annotations
 import io
 import json
 import logging
-import queue
 import re
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from process_lines import ProcessLines
 
 from pnsq import cli
 from pnsq._internal.logging import setup_logging
@@ -114,28 +113,10 @@ class Daemon:
     def __init__(self, *args: str) -> None:
         command = [sys.executable, "-m", "pnsq", *args]
         self.proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.put(line)
-        self.lines.put("")
+        self.lines = ProcessLines(self.proc.stderr, f"pnsq {args[0]}")
 
     def read_until(self, pattern: str, deadline: float = 20.0) -> re.Match[str]:
-        end = time.monotonic() + deadline
-        while (left := end - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            assert line, "daemon ended:\n" + "".join(self.output)
-            self.output.append(line)
-            if found := re.search(pattern, line):
-                return found
-        raise AssertionError(f"no {pattern!r} in:\n" + "".join(self.output))
+        return self.lines.read_until(pattern, deadline)
 
     def stop(self) -> list[str]:
         """Stop it (SIGTERM by its own pid) and return every line it wrote."""
@@ -145,9 +126,7 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=5)
-        while (line := self.lines.get(timeout=5)) != "":
-            self.output.append(line)
-        return self.output
+        return self.lines.rest()
 
 
 def fetch(address: str, target: str, method: str = "GET") -> Any:
