@@ -22,7 +22,7 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
@@ -99,6 +99,14 @@ class Request:
     body: bytes
     truncated: bool  # reading stopped when the body passed the route's limit
     path_param: str = ""  # the last segment of a ``/prefix/:name`` route
+    headers: Sequence[tuple[bytes, bytes]] = ()  # names in lower case, as h11 gives them
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header ``name`` (lower case), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
 
     def params(self) -> dict[str, list[str]]:
         """The query string as Go's url.ParseQuery reads it; 400 INVALID_REQUEST if malformed."""
@@ -301,7 +309,7 @@ class HTTPConnection(Generic[C]):
             self._respond(method, error(413, too_big), close=True)
             return False
         body, truncated = await self._read_body(limit)
-        request = Request(method, path, query, body, truncated, param)
+        request = Request(method, path, query, body, truncated, param, event.headers)
         if methods is None:
             response = error(404, "NOT_FOUND")
         elif route is None and method == "OPTIONS":
