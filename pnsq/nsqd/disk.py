@@ -6,13 +6,18 @@ a read-ahead request, metadata) and does all of it in ONE worker-thread call
 (``disk_files.execute``, a "round"). Results are decoded back in the event loop
 (``DiskQueue.apply``). This is trio's file API (file calls in worker threads) with the calls
 of a whole round batched into one thread hop, so the cost per message is a few hundred
-nanoseconds whatever the disk does.
+nanoseconds whatever the disk does. Durable mode's usual round, appends to open segments
+and their fsync, takes a shorter way: written by this task, fsynced by the committer thread
+(``disk_commit``), as a round trip per round is what durable publishers wait on.
 
 ``--sync-every`` / ``--sync-timeout``: a "full sync" (fsync every file written since the last
 one, then write every changed metadata file) happens after that many records written or read,
 or after that long with unsynced activity. With ``--sync-every=1`` (durable mode) every round
 also fsyncs the files it wrote, and publishers wait for the round that carries their records
 (``ticket()``): one fsync covers every publish waiting at that moment, across connections.
+Publishes that arrive while a round's fsync runs wait for the next round, which starts as
+soon as that one ends and covers all of them (group commit); their answers go out together
+(``Round.finish``).
 A failing disk turns health to ``NOK - <reason>`` and publishes are refused until a round
 succeeds again (tried every ``RETRY_AFTER``).
 """
@@ -30,6 +35,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .backend import OnRead
+from .disk_commit import Committer, append, appends_only, synced
 from .disk_files import SegmentFiles, execute
 from .disk_record import PAYLOAD_HEAD
 from .diskqueue import DiskQueue, Work
@@ -44,10 +50,25 @@ RETRY_AFTER = 1.0  # seconds between rounds while the disk fails
 
 @dataclass(eq=False)
 class Round:
-    """A round of disk work; durable publishers wait on it."""
+    """A round of disk work; durable publishers wait on it.
+
+    ``on_done`` callbacks run in the disk task the moment the round ends, before ``done`` is
+    set: a TCP connection releases its held answers there (one direct send each), so the OKs
+    of a whole group go out together without waking a task per publisher.
+    """
 
     done: trio.Event = field(default_factory=trio.Event)
     ok: bool = False
+    on_done: list[Callable[[bool], None]] = field(default_factory=list)
+
+    def finish(self, ok: bool) -> None:
+        self.ok = ok
+        for release in self.on_done:
+            try:
+                release(ok)
+            except Exception:  # a bug in one connection's release must not stop the disk
+                log.exception("DISK: releasing a durable publish's answer failed")
+        self.done.set()
 
 
 class Disk:
@@ -71,6 +92,7 @@ class Disk:
         self._round = Round()
         self._wanted = False  # a durable publisher waits on the next round
         self._last_sync = -math.inf
+        self._committer = Committer()
 
     def open(self, name: str, on_read: OnRead, wants_read: Callable[[], bool]) -> DiskQueue:
         """The disk queue ``name``, picking up what a previous run left in its files."""
@@ -132,10 +154,13 @@ class Disk:
         if self.metadata is not None and (self.metadata_dirty or closing):
             metadata = self.metadata()
             self.metadata_dirty = False
+        pairs = [(f, w) for _, f, w in jobs]
         with trio.CancelScope(shield=True):  # a round taken on is always finished
-            error = await trio.to_thread.run_sync(
-                execute, [(f, w) for _, f, w in jobs], metadata, self.data_path
-            )
+            error = None  # nsqd.dat's
+            if self.durable and metadata is None and appends_only(pairs):
+                await self._commit(pairs)
+            else:
+                error = await trio.to_thread.run_sync(execute, pairs, metadata, self.data_path)
         now, wall_ns = self.now(), self.wall_ns()
         for queue, files, work in jobs:
             self._apply(queue, files, work, now, wall_ns)
@@ -144,11 +169,16 @@ class Disk:
             errors.append(error)
             self.metadata_dirty = True
         self._report(errors, full_sync, now)
-        current.ok = not errors
-        current.done.set()
+        current.finish(not errors)
         if self._marked:
             self._wake.set()
         return not errors
+
+    async def _commit(self, pairs: list[tuple[SegmentFiles, Work]]) -> None:
+        """Durable publishing's usual round: written here, fsynced by the committer thread."""
+        to_sync = append(pairs)
+        if to_sync:
+            synced(to_sync, await self._committer.fsync([fd for fd, _, _ in to_sync]))
 
     def _sync_due(self, now: float) -> bool:
         if now >= self._last_sync + self.sync_timeout:
@@ -208,5 +238,6 @@ class Disk:
         for _ in range(3):  # a failing disk gets a few tries
             if await self.round(full_sync=True, closing=True):
                 break
+        self._committer.close()
         for _, files in self._queues.values():
             files.close()

@@ -5,10 +5,13 @@ Files (in ``--data-path``, named as NSQ names them, in pnsq's own format, see ``
 ``<name>.diskqueue.meta.dat``: ``depth\\nreadFile,readPos\\nwriteFile,writePos\\n``, written
 atomically (temp file, fsync, rename). ``<name>`` is the topic, or ``<topic>:<channel>``.
 
-The event loop does no file I/O for a round: ``execute`` runs in a worker thread and
-does every queue's planned ``Work`` (``diskqueue.Work``) in one go, writes, then fsyncs, then
-reads, then metadata and deletions. A ``SegmentFiles`` is changed only by the round in
-progress (and by ``recover`` when its queue opens); the admin's ``peek`` only reads.
+A round's file I/O runs in a worker thread: ``execute`` does every queue's planned ``Work``
+(``diskqueue.Work``) in one go, writes, then fsyncs, then reads, then metadata and deletions.
+The exception is durable publishing's usual round, appends to segments already open and
+their fsync: the event loop writes them (``write``, a few KiB into the page cache) and the
+committer thread fsyncs (``disk_commit``), which keeps a publish's round trip short. A
+``SegmentFiles`` is changed only by the round in progress (and by ``recover`` when its queue
+opens); the admin's ``peek`` only reads.
 """
 
 from __future__ import annotations
@@ -118,6 +121,13 @@ class SegmentFiles:
             n = _os_write(self._wfd, data[chunk.done :])
             chunk.done += n
             self.written = (chunk.file, self.written[1] + n)
+
+    def append_fd(self, chunks: list[Chunk]) -> int | None:
+        """The open descriptor every chunk goes to; None if one needs a segment opened."""
+        fd = self._wfd
+        if fd is None or any(chunk.file != self._wfd_file for chunk in chunks):
+            return None
+        return fd
 
     def read(self, file: int, pos: int, size: int, last_file: int) -> tuple[bytes, bool]:
         """Up to ``size`` bytes at (file, pos); True if the segment is finished and all read."""

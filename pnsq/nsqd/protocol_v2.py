@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -77,7 +78,9 @@ class ConnectionV2:
         self.closing = False  # flush what is queued, then close
         self._drained = trio.lowlevel.ParkingLot()
         self._dispatch = False
-        self._commit: Round | None = None  # durable mode: the disk round this read waits on
+        self._commit: Round | None = None  # durable mode: the disk round this read needs
+        self._held: Round | None = None  # ...and the round whose end releases its answers
+        self._sending = False  # the writer is in a send (or an upgrade): no direct send then
         self._waiting: cmd.Command | None = None  # held until the auth server answers
         self._resumed: cmd.Command | None = None
         self._auth_on = nsqd.auth is not None  # read on every PUB: one attribute, no call
@@ -105,6 +108,7 @@ class ConnectionV2:
             self.client.cancel_scope = nursery.cancel_scope
             nursery.start_soon(self._write_loop)
             await self._read_loop()
+            await self._settle()  # answers held for the disk go out before the close
             self.closing = True
             self.client.wake()
 
@@ -125,18 +129,20 @@ class ConnectionV2:
                     "[%s] read timeout: no command in %.1fs", client.remote_address, 2 * interval
                 )
                 return
-            if not data:
+            if not data or (self._held is not None and not await self._settle()):
                 return
             client.reader.receive_data(data)
             mark = len(client.out)
             ok = self._process()
             while ok and self._waiting is not None:
-                if self._commit is not None and not await self._await_commit(mark):
-                    return
+                if self._commit is not None:
+                    self._hold(mark)
+                    if not await self._settle():
+                        return
                 mark = len(client.out)
                 ok = await self._ask_authd()
-            if self._commit is not None and not await self._await_commit(mark):
-                return
+            if self._commit is not None:
+                self._hold(mark)
             if not ok:
                 return
             if self._upgraded is not None:
@@ -146,25 +152,53 @@ class ConnectionV2:
             while len(client.out) > HIGH_WATER:
                 await self._drained.park()
 
-    async def _await_commit(self, mark: int) -> bool:
-        """Durable mode: hold this read's answers until its records are fsynced.
+    def _hold(self, mark: int) -> None:
+        """Durable mode: this read's answers wait for the disk round carrying its records.
 
-        One disk round (one fsync per file) covers every publish waiting for it, from every
-        connection. If it fails, the publisher gets E_PUB_FAILED instead of OK and is closed.
+        One round (one fsync per file) covers every publish waiting for it, from every
+        connection; its end releases the answers (``_release``, in the disk task). The reader
+        reads on meanwhile, and settles the round before acting on the next read, so answers
+        stay in order.
         """
         client = self.client
         commit, self._commit = self._commit, None
         assert commit is not None
-        held = client.out[mark:]
+        held = bytes(client.out[mark:])
         del client.out[mark:]
+        self._held = commit
+        commit.on_done.append(lambda ok: self._release(held, ok))
+
+    async def _settle(self) -> bool:
+        """Wait for the round holding the last answers; False if it failed (closing then)."""
+        commit, self._held = self._held, None
+        if commit is None:
+            return True
         await commit.done.wait()
-        if not commit.ok:
+        return commit.ok
+
+    def _release(self, held: bytes, ok: bool) -> None:
+        """The disk round ended: the held answers, or E_PUB_FAILED and close if it failed.
+
+        While the writer is idle on a plain socket, one direct send (no task switch); else,
+        and for whatever the socket did not take, the writer's buffer.
+        """
+        client = self.client
+        if not ok:
             self._fatal(PubFailedError(f"PUB failed {self.nsqd.health}"))
+            self.closing = True
             client.wake()
-            return False
+            return
+        if not client.out and not self._sending and self._upgrade is None:
+            raw = self.stream
+            if type(raw) is trio.SocketStream:
+                try:
+                    held = held[os.write(raw.socket.fileno(), held) :]
+                except OSError:
+                    pass  # would block, or the client is gone: the writer sees to it
+                if not held:
+                    return
         client.out += held
         client.wake()
-        return True
 
     def _process(self, resume: cmd.Command | None = None) -> bool:
         """Act on every complete command; False once a fatal error has been queued.
@@ -202,7 +236,8 @@ class ConnectionV2:
                 self._dispatch = False
                 if client.channel is not None:
                     client.channel.dispatch(now)
-            client.wake()
+            if self._commit is None:  # else the answers are held for the disk (_hold)
+                client.wake()
         return True
 
     def _fatal(self, err: ProtocolError) -> None:
@@ -236,6 +271,7 @@ class ConnectionV2:
                 next_heartbeat += interval
             if client.out:
                 data, client.out = client.out, bytearray()
+                self._sending = True
                 with trio.move_on_after(interval if interval > 0 else math.inf) as scope:
                     await stream.send_all(data)
                 if scope.cancelled_caught:
@@ -246,6 +282,7 @@ class ConnectionV2:
                     if not await self._do_upgrade():
                         break
                     stream = self.stream
+                self._sending = False
             elif self.closing:
                 break
         client.kick()
