@@ -120,6 +120,9 @@ class ConnectionV2:
             interval = client.heartbeat_interval
             with trio.move_on_after(2 * interval if interval > 0 else math.inf) as scope:
                 try:
+                    if self._held is not None and type(stream) is trio.SocketStream:
+                        # the publisher waits for the answer held: no use trying a read now
+                        await trio.lowlevel.wait_readable(stream.socket)
                     data = await stream.receive_some(RECEIVE_SIZE)
                 except CompressionError as err:
                     log.error("[%s] - failed to read command - %s", client.remote_address, err)
