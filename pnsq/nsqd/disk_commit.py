@@ -5,8 +5,8 @@ fsync sits on the publishers' round trip. A worker thread per round (``trio.to_t
 costs the event loop a capacity limiter, a cancel scope and a thread start per round, and
 the worker then fights the event loop for the GIL at every step: at 1,000-2,000 rounds a
 second that made a round ~3x longer than its fsync. This thread does as little Python as
-possible (take file descriptors, ``os.fsync`` each with the GIL released, report through
-trio's ``run_sync_soon``), so it needs the GIL only briefly, twice a round. The event loop
+possible (take file descriptors, ``os.fsync`` each with the GIL released, answer through a
+pipe), so it needs the GIL only briefly, twice a round. The event loop
 writes the records itself before handing the descriptors over (a write of a few KiB to the
 page cache costs it less than a handover); see ``disk.Disk.round``.
 
@@ -17,12 +17,9 @@ disk task runs one round at a time and waits for this one.
 from __future__ import annotations
 
 import os
-import queue
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import outcome
 import trio
 
 from .diskqueue import Work
@@ -32,59 +29,74 @@ if TYPE_CHECKING:
 
 APPEND_MAX = 256 * 1024  # a bigger round (MPUB bursts) is written by a worker thread
 
-Report = Callable[[list[OSError | None]], None]
-
 
 class Committer:
-    """fsyncs file descriptors in its own thread; ``await fsync(fds)`` from the event loop."""
+    """fsyncs file descriptors in its own thread; ``await fsync(fds)`` from the event loop.
+
+    A job is handed over through two pipes, one byte each way: the thread blocks in a read
+    with the GIL released, and the event loop waits for the answer like for a socket. This
+    measured several times cheaper than a queue plus ``run_sync_soon`` (no lock handover, no
+    trio entry-queue task).
+    """
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[list[int], Report] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._request = self._answer = -1  # the event loop's ends of the two pipes
+        self._fds: list[int] = []
+        self._errors: list[OSError | None] = []
 
     async def fsync(self, fds: list[int]) -> list[OSError | None]:
         """fsync every descriptor; the error of each (None when it succeeded).
 
-        Not cancellable: a round taken on is always finished (the caller shields it).
+        The caller shields it: a round taken on is always finished.
         """
         if self._thread is None:
-            self._thread = threading.Thread(
-                target=_serve, args=(self._jobs,), name="pnsq-disk-commit", daemon=True
-            )
-            self._thread.start()
-        task = trio.lowlevel.current_task()
-        token = trio.lowlevel.current_trio_token()
+            self._start()
+        self._fds = fds
+        os.write(self._request, b"s")
+        while True:
+            await trio.lowlevel.wait_readable(self._answer)
+            try:
+                os.read(self._answer, 1)
+            except BlockingIOError:
+                continue
+            return self._errors
 
-        def report(errors: list[OSError | None]) -> None:  # in the committer's thread
-            token.run_sync_soon(trio.lowlevel.reschedule, task, outcome.Value(errors))
-
-        self._jobs.put((fds, report))
-        errors: list[OSError | None] = await trio.lowlevel.wait_task_rescheduled(
-            lambda _: trio.lowlevel.Abort.FAILED
+    def _start(self) -> None:
+        request_r, self._request = os.pipe()
+        self._answer, answer_w = os.pipe()
+        os.set_blocking(self._answer, False)
+        self._thread = threading.Thread(
+            target=self._serve, args=(request_r, answer_w), name="pnsq-disk-commit", daemon=True
         )
-        return errors
+        self._thread.start()
+
+    def _serve(self, request: int, answer: int) -> None:
+        """The thread: one job per byte read; ends when the event loop closes its end."""
+        try:
+            while os.read(request, 1):
+                errors: list[OSError | None] = []
+                for fd in self._fds:
+                    try:
+                        os.fsync(fd)  # looked up per call: tests hold or fail it
+                        errors.append(None)
+                    except OSError as err:
+                        errors.append(err)
+                self._errors = errors
+                os.write(answer, b"d")
+        except OSError:
+            pass  # the event loop's end is closed: nsqd is stopping
+        finally:
+            os.close(request)
+            os.close(answer)
 
     def close(self) -> None:
-        """Let the thread end once its current job is done (it holds nothing open)."""
+        """End the thread (it holds nothing open once its current job is done)."""
         if self._thread is not None:
-            self._jobs.put(None)
+            trio.lowlevel.notify_closing(self._answer)
+            os.close(self._request)
+            os.close(self._answer)
             self._thread = None
-
-
-def _serve(jobs: queue.SimpleQueue[tuple[list[int], Report] | None]) -> None:
-    while (job := jobs.get()) is not None:
-        fds, report = job
-        errors: list[OSError | None] = []
-        for fd in fds:
-            try:
-                os.fsync(fd)  # looked up per call: tests hold or fail it
-                errors.append(None)
-            except OSError as err:
-                errors.append(err)
-        try:
-            report(errors)
-        except trio.RunFinishedError:
-            return  # nsqd stopped without closing its disk (a test's abrupt end)
 
 
 def appends_only(jobs: list[tuple[SegmentFiles, Work]]) -> bool:
