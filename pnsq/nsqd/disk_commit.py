@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import trio
@@ -27,6 +28,7 @@ from .diskqueue import Work
 if TYPE_CHECKING:
     from .disk_files import SegmentFiles
 
+POOL_SIZE = 8  # files fsynced at once in a round (more wait for a turn)
 APPEND_MAX = 256 * 1024  # a bigger round (MPUB bursts) is written by a worker thread
 
 
@@ -44,6 +46,7 @@ class Committer:
         self._request = self._answer = -1  # the event loop's ends of the two pipes
         self._fds: list[int] = []
         self._errors: list[OSError | None] = []
+        self._pool: ThreadPoolExecutor | None = None  # for rounds that wrote several files
 
     async def fsync(self, fds: list[int]) -> list[OSError | None]:
         """fsync every descriptor; the error of each (None when it succeeded).
@@ -75,20 +78,24 @@ class Committer:
         """The thread: one job per byte read; ends when the event loop closes its end."""
         try:
             while os.read(request, 1):
-                errors: list[OSError | None] = []
-                for fd in self._fds:
-                    try:
-                        os.fsync(fd)  # looked up per call: tests hold or fail it
-                        errors.append(None)
-                    except OSError as err:
-                        errors.append(err)
-                self._errors = errors
+                self._errors = self._sync_all(self._fds)
                 os.write(answer, b"d")
         except OSError:
             pass  # the event loop's end is closed: nsqd is stopping
         finally:
             os.close(request)
             os.close(answer)
+
+    def _sync_all(self, fds: list[int]) -> list[OSError | None]:
+        """fsync each descriptor; several at once when there are several (every channel of
+        a topic has its own file): concurrent fsyncs share the filesystem's journal commit,
+        so four files cost about one fsync instead of four."""
+        if len(fds) == 1:
+            return [_fsync(fds[0])]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="pnsq-disk-commit")
+        others = [self._pool.submit(_fsync, fd) for fd in fds[1:]]
+        return [_fsync(fds[0]), *(future.result() for future in others)]
 
     def close(self) -> None:
         """End the thread (it holds nothing open once its current job is done)."""
@@ -97,6 +104,17 @@ class Committer:
             os.close(self._request)
             os.close(self._answer)
             self._thread = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+
+def _fsync(fd: int) -> OSError | None:
+    try:
+        os.fsync(fd)  # looked up per call: tests hold or fail it
+    except OSError as err:
+        return err
+    return None
 
 
 def appends_only(jobs: list[tuple[SegmentFiles, Work]]) -> bool:

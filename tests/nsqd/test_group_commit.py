@@ -188,3 +188,32 @@ async def test_a_publisher_that_half_closes_still_gets_its_ok(
         gate.allow()
         assert await client.read_frame() == (FRAME_TYPE_RESPONSE, b"OK")
         await client.expect_closed()
+
+
+async def test_with_three_channels_the_ok_waits_for_every_channel_file_fsynced_at_once(
+    start_nsqd: StartNSQD, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nsqd = await start_nsqd(sync_every=1)
+    assert nsqd.tcp_address is not None
+    topic = nsqd.get_topic("t")
+    for name in ("a", "b", "c"):  # each channel's disk queue takes a copy of every message
+        topic.get_channel(name, trio.current_time())
+    async with await V2Client.connect(nsqd.tcp_address) as client:
+        await client.pub("t", b"warm-up")  # every channel's segment is open now
+        gate = FsyncGate(monkeypatch)
+        acked = trio.Event()
+
+        async def publish() -> None:
+            await client.pub("t", b"in three files")
+            acked.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(publish)
+            await until(lambda: gate.entered == 3)  # all three fsyncs run together
+            gate.allow(2)
+            await until(lambda: gate.completed == 2)
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+            assert not acked.is_set(), "OK before the last channel's file was fsynced"
+            gate.allow()
+        assert gate.completed == 3
+    assert [topic.channels[name].depth() for name in "abc"] == [2, 2, 2]
