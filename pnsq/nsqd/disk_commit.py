@@ -6,9 +6,9 @@ costs the event loop a capacity limiter, a cancel scope and a thread start per r
 the worker then fights the event loop for the GIL at every step: at 1,000-2,000 rounds a
 second that made a round ~3x longer than its fsync. This thread does as little Python as
 possible (take file descriptors, ``os.fsync`` each with the GIL released, answer through a
-pipe), so it needs the GIL only briefly, twice a round. The event loop
-writes the records itself before handing the descriptors over (a write of a few KiB to the
-page cache costs it less than a handover); see ``disk.Disk.round``.
+pipe), so it needs the GIL only briefly, twice a round. The event loop writes the records
+itself before handing the descriptors over (a write of a few KiB to the page cache costs it
+less than a handover); see ``disk.Disk.round``.
 
 Only descriptors travel: the event loop closes none while the committer holds them, as the
 disk task runs one round at a time and waits for this one.
@@ -16,6 +16,8 @@ disk task runs one round at a time and waits for this one.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +29,8 @@ from .diskqueue import Work
 
 if TYPE_CHECKING:
     from .disk_files import SegmentFiles
+
+log = logging.getLogger("pnsq.nsqd")
 
 POOL_SIZE = 8  # files fsynced at once in a round (more wait for a turn)
 APPEND_MAX = 256 * 1024  # a bigger round (MPUB bursts) is written by a worker thread
@@ -78,7 +82,11 @@ class Committer:
         """The thread: one job per byte read; ends when the event loop closes its end."""
         try:
             while os.read(request, 1):
-                self._errors = self._sync_all(self._fds)
+                try:
+                    self._errors = self._sync_all(self._fds)
+                except Exception as err:  # a bug here must fail the round, not hang it
+                    log.exception("DISK: the committer failed")
+                    self._errors = [OSError(errno.EIO, f"committer: {err!r}")] * len(self._fds)
                 os.write(answer, b"d")
         except OSError:
             pass  # the event loop's end is closed: nsqd is stopping
