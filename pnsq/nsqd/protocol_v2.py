@@ -176,7 +176,8 @@ class ConnectionV2:
         commit, self._held = self._held, None
         if commit is None:
             return True
-        await commit.done.wait()
+        if not commit.done.is_set():  # usually it is: the publisher waited for its OK
+            await commit.done.wait()
         return commit.ok
 
     def _release(self, held: bytes, ok: bool) -> None:
