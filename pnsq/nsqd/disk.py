@@ -134,6 +134,8 @@ class Disk:
 
     async def run(self) -> None:
         while True:
+            # a committer round finishes even when cancelled; stop here, between rounds
+            await trio.lowlevel.checkpoint_if_cancelled()
             if not (self._marked or self._wanted or self.metadata_dirty):
                 unsynced = self.ops or any(q.needs_sync() for q, _ in self._queues.values())
                 deadline = self._last_sync + self.sync_timeout if unsynced else math.inf
@@ -155,11 +157,11 @@ class Disk:
             metadata = self.metadata()
             self.metadata_dirty = False
         pairs = [(f, w) for _, f, w in jobs]
-        with trio.CancelScope(shield=True):  # a round taken on is always finished
-            error = None  # nsqd.dat's
-            if self.durable and metadata is None and appends_only(pairs):
-                await self._commit(pairs)
-            else:
+        error = None  # nsqd.dat's
+        if self.durable and metadata is None and appends_only(pairs):
+            await self._commit(pairs)  # finished even when cancelled (``Committer.fsync``)
+        else:
+            with trio.CancelScope(shield=True):  # a round taken on is always finished
                 error = await trio.to_thread.run_sync(execute, pairs, metadata, self.data_path)
         now, wall_ns = self.now(), self.wall_ns()
         for queue, files, work in jobs:

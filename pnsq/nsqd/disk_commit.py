@@ -55,14 +55,20 @@ class Committer:
     async def fsync(self, fds: list[int]) -> list[OSError | None]:
         """fsync every descriptor; the error of each (None when it succeeded).
 
-        The caller shields it: a round taken on is always finished.
+        A round taken on is always finished: cancelled (nsqd stopping), this still waits for
+        the answer, and the caller's next checkpoint raises the cancellation again. (Cheaper
+        than a shielding cancel scope per round, which cost ~7 us.)
         """
         if self._thread is None:
             self._start()
         self._fds = fds
         os.write(self._request, b"s")
         while True:
-            await trio.lowlevel.wait_readable(self._answer)
+            try:
+                await trio.lowlevel.wait_readable(self._answer)
+            except trio.Cancelled:
+                with trio.CancelScope(shield=True):
+                    await trio.lowlevel.wait_readable(self._answer)
             try:
                 os.read(self._answer, 1)
             except BlockingIOError:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import trio
 import trio.testing
-from v2client import StartNSQD, V2Client, wait_until
+from v2client import ConnectionClosedError, StartNSQD, V2Client, wait_until
 
 from pnsq.nsqd import disk_files
 from pnsq.nsqd.nsqd import NSQD
@@ -217,3 +217,45 @@ async def test_with_three_channels_the_ok_waits_for_every_channel_file_fsynced_a
             gate.allow()
         assert gate.completed == 3
     assert [topic.channels[name].depth() for name in "abc"] == [2, 2, 2]
+
+
+async def test_a_publish_whose_fsync_is_under_way_when_nsqd_stops_is_still_answered(
+    start_nsqd: StartNSQD, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nsqd, gate = await started(start_nsqd, monkeypatch)
+    assert nsqd.tcp_address is not None
+    async with await V2Client.connect(nsqd.tcp_address) as client:
+        await client.send(pub("t", b"in flight at shutdown"))
+        await until(lambda: gate.entered == 1)
+        nsqd.stop()  # cancels the disk task while the committer fsyncs
+        await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+        gate.allow(10)
+        assert await client.read_frame() == (FRAME_TYPE_RESPONSE, b"OK")
+
+
+async def test_nsqd_stops_while_durable_publishers_keep_publishing(
+    start_nsqd: StartNSQD, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nsqd, _ = await started(start_nsqd, monkeypatch)
+    nsqd_address = nsqd.tcp_address
+    assert nsqd_address is not None
+    monkeypatch.undo()  # no gate: every fsync goes through
+    published = 0
+
+    async def publish_until_cut_off() -> None:
+        nonlocal published
+        async with await V2Client.connect(nsqd_address) as client:
+            try:
+                while True:
+                    await client.pub("t", b"x")
+                    published += 1
+            except (ConnectionClosedError, trio.BrokenResourceError, trio.TooSlowError):
+                return
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(8):  # two groups: while one's fsync runs the other's PUBs are queued
+            nursery.start_soon(publish_until_cut_off)
+        await until(lambda: published >= 100)
+        nsqd.stop()
+        with trio.fail_after(15):  # the disk task must not keep serving rounds forever
+            await wait_until(lambda: nsqd._lock_fd is None, deadline=15)
