@@ -38,6 +38,7 @@ class FsyncGate:
         self.completed = 0
         self.fail: OSError | None = None
         self._allowed = threading.Semaphore(0)
+        self._count = threading.Lock()  # several files' fsyncs run at once, in several threads
         self._real = os.fsync
         monkeypatch.setattr(disk_files.os, "fsync", self._fsync)
 
@@ -45,13 +46,15 @@ class FsyncGate:
         if not is_segment(fd):
             self._real(fd)
             return
-        self.entered += 1
+        with self._count:
+            self.entered += 1
         if not self._allowed.acquire(timeout=30):  # a broken test never hangs nsqd's thread
             raise OSError(errno.ETIMEDOUT, "fsync gate never opened")
         if self.fail is not None:
             raise self.fail
         self._real(fd)
-        self.completed += 1
+        with self._count:
+            self.completed += 1
 
     def allow(self, n: int = 1) -> None:
         self._allowed.release(n)
