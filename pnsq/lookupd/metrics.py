@@ -79,8 +79,8 @@ def _registrations(db: RegistrationDB) -> Counter[str]:
     """Registrations (topic and channel producers) by peer id."""
     counts: Counter[str] = Counter()
     for producers in db.topics.values():
-        counts.update(producers)
+        counts.update(producers.keys())
     for channels in db.channels.values():
         for producers in channels.values():
-            counts.update(producers)
+            counts.update(producers.keys())
     return counts
