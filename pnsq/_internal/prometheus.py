@@ -51,9 +51,11 @@ class LineFamily(Metric):
     """A metric family whose samples are already exposition lines (``add``); see the module
     docstring. Only ``Exposition`` writes it out: its ``samples`` stay empty."""
 
-    def __init__(self, name: str, documentation: str, typ: str = "gauge") -> None:
+    def __init__(
+        self, name: str, documentation: str, typ: str = "gauge", lines: list[str] | None = None
+    ) -> None:
         super().__init__(name, documentation, typ)
-        self.lines: list[str] = []
+        self.lines: list[str] = [] if lines is None else lines
 
     def add(self, labels: str, value: float) -> None:
         """One sample: ``labels`` from ``label_text`` (shared by a series' families)."""

@@ -26,7 +26,7 @@ from prometheus_client.core import (
 from prometheus_client.metrics_core import Metric
 
 from .. import NSQ_VERSION
-from .._internal.prometheus import LineFamily, go_float, label_text
+from .._internal.prometheus import LineFamily, go_float, label_text, number
 from .stats import topics_stats
 
 if TYPE_CHECKING:
@@ -60,93 +60,14 @@ _CLIENT: Fields = (
     ("nsq_client_connect_ts", "connect_ts", "When the consumer connected (Unix seconds)"),
 )
 _CLIENT_LABELS = ("deflate", "snappy", "tls", "client_id", "hostname", "version", "remote_address")
-# nsq_exporter's latency gauges: topic (first, second percentile), then channel.
+# nsq_exporter's latency gauges: name suffix, help, series, index of the percentile.
 _COMPAT_LATENCIES = (
-    ("99_percentile", "topic, first"),
-    ("95_percentile", "topic, second"),
-    ("99p", "channel, first"),
-    ("95p", "channel, second"),
+    ("99_percentile", "topic, first", "topic", 0),
+    ("95_percentile", "topic, second", "topic", 1),
+    ("99p", "channel, first", "channel", 0),
+    ("95p", "channel, second", "channel", 1),
 )
 _E2E_HELP = "E2E processing latency, publish to FIN, over --e2e-processing-latency-window-time"
-
-
-def _percentile(e2e: Json, index: int) -> float:
-    """nsq_exporter's compat value: the ``index``-th configured percentile (ns), else 0."""
-    percentiles = e2e["percentiles"] or ()
-    return float(percentiles[index]["value"]) if index < len(percentiles) else 0
-
-
-class _Families:
-    """The per-topic, per-channel and per-client families of one scrape."""
-
-    def __init__(self, per_client: bool, summary: bool) -> None:
-        shared = [(LineFamily(name, text), key) for name, key, text in _SHARED]
-        self.topic_fields = shared + [(LineFamily(name, text), key) for name, key, text in _TOPIC]
-        self.channel_fields = shared + [(LineFamily(n, text), key) for n, key, text in _CHANNEL]
-        self.clients = [(LineFamily(n, text), key) for n, key, text in _CLIENT if per_client]
-        self.paused = LineFamily("nsq_paused", "1 if the topic or channel is paused, else 0")
-        self.channel_count = LineFamily("nsq_channel_count", "Channels of the topic")
-        self.latencies = [
-            LineFamily(
-                f"nsq_e2e_latency_{name}", f"E2E latency (ns), {which} configured percentile"
-            )
-            for name, which in _COMPAT_LATENCIES
-        ]
-        self.summary = (
-            LineFamily("nsq_e2e_processing_latency_seconds", _E2E_HELP, "summary")
-            if summary
-            else None
-        )
-
-    def all(self) -> list[LineFamily]:
-        pairs = self.topic_fields + self.channel_fields[len(_SHARED) :] + self.clients
-        families = [family for family, _ in pairs] + [self.paused, self.channel_count]
-        return families + self.latencies + ([self.summary] if self.summary else [])
-
-    def topic(self, topic: Json) -> None:
-        name = topic["topic_name"]
-        paused = topic["paused"]
-        # Topic and channel names are NSQ names ([.a-zA-Z0-9_-], #ephemeral): nothing to escape.
-        labels = f'{{type="topic",topic="{name}",paused="{_BOOL[paused]}"}}'
-        for family, key in self.topic_fields:
-            family.add(labels, topic[key])
-        self.paused.add(labels, int(paused))
-        self.channel_count.add(labels, len(topic["channels"]))
-        e2e = topic["e2e_processing_latency"]
-        self.latencies[0].add(labels, _percentile(e2e, 0))
-        self.latencies[1].add(labels, _percentile(e2e, 1))
-        self._summary(f'type="topic",topic="{name}"', e2e)
-        for channel in topic["channels"]:
-            self.channel(name, channel)
-
-    def channel(self, topic: str, channel: Json) -> None:
-        name = channel["channel_name"]
-        paused = channel["paused"]
-        labels = f'{{type="channel",topic="{topic}",channel="{name}",paused="{_BOOL[paused]}"}}'
-        for family, key in self.channel_fields:
-            family.add(labels, channel[key])
-        self.paused.add(labels, int(paused))
-        e2e = channel["e2e_processing_latency"]
-        self.latencies[2].add(labels, _percentile(e2e, 0))
-        self.latencies[3].add(labels, _percentile(e2e, 1))
-        self._summary(f'type="channel",topic="{topic}",channel="{name}"', e2e)
-        if self.clients:
-            for client in channel["clients"] or ():
-                self.client(topic, name, client)
-
-    def client(self, topic: str, channel: str, client: Json) -> None:
-        pairs = [("topic", topic), ("channel", channel)]
-        pairs += [(key, _label_value(client[key])) for key in _CLIENT_LABELS]
-        labels = label_text(pairs)
-        for family, key in self.clients:
-            family.add(labels, client[key])
-
-    def _summary(self, labels: str, e2e: Json) -> None:
-        if self.summary is None:
-            return
-        for percentile in e2e["percentiles"] or ():
-            quantile = go_float(percentile["quantile"])
-            self.summary.add(f'{{{labels},quantile="{quantile}"}}', percentile["value"] / 1e9)
 
 
 _BOOL = {True: "true", False: "false"}
@@ -155,6 +76,107 @@ _BOOL = {True: "true", False: "false"}
 def _label_value(value: object) -> str:
     """Go's formatting of a /stats value as nsq_exporter labels it (booleans lower case)."""
     return _BOOL[value] if isinstance(value, bool) else str(value)
+
+
+def _percentile(e2e: Json, index: int) -> float:
+    """nsq_exporter's compat value: the ``index``-th configured percentile (ns), else 0."""
+    percentiles = e2e["percentiles"] or ()
+    return float(percentiles[index]["value"]) if index < len(percentiles) else 0
+
+
+Row = tuple[str, Json]  # a series' label text and its /stats object
+
+
+class _Rows:
+    """The series of one scrape: each topic's, channel's and client's labels and numbers."""
+
+    def __init__(self, topics: list[Json], per_client: bool, e2e: bool) -> None:
+        self.topics: list[Row] = []
+        self.channels: list[Row] = []
+        self.clients: list[Row] = []
+        self.e2e: list[Row] = []  # the summary's labels (no paused, no braces yet)
+        # Topic and channel names are NSQ names ([.a-zA-Z0-9_-], #ephemeral): nothing to escape.
+        for topic in topics:
+            name = topic["topic_name"]
+            paused = _BOOL[topic["paused"]]
+            self.topics.append((f'{{type="topic",topic="{name}",paused="{paused}"}}', topic))
+            if e2e:
+                self.e2e.append((f'type="topic",topic="{name}"', topic))
+            for channel in topic["channels"]:
+                channel_name = channel["channel_name"]
+                paused = _BOOL[channel["paused"]]
+                labels = (
+                    f'{{type="channel",topic="{name}",channel="{channel_name}",paused="{paused}"}}'
+                )
+                self.channels.append((labels, channel))
+                if e2e:
+                    self.e2e.append(
+                        (f'type="channel",topic="{name}",channel="{channel_name}"', channel)
+                    )
+                if per_client:
+                    self.clients += [
+                        (_client_labels(name, channel_name, client), client)
+                        for client in channel["clients"] or ()
+                    ]
+
+
+def _column(name: str, text: str, rows: list[Row], key: str) -> LineFamily:
+    """A family of the /stats field ``key`` (an int) of every row: one comprehension, as a
+    scrape writes some 40,000 such lines."""
+    return LineFamily(name, text, lines=[f"{name}{labels} {row[key]}\n" for labels, row in rows])
+
+
+def _queue_families(rows: _Rows) -> list[LineFamily]:
+    """The gauges of every topic and channel, nsq_exporter's and pnsq's."""
+    both = rows.topics + rows.channels
+    families = [_column(name, text, both, key) for name, key, text in _SHARED]
+    families += [_column(name, text, rows.topics, key) for name, key, text in _TOPIC]
+    families += [_column(name, text, rows.channels, key) for name, key, text in _CHANNEL]
+    paused = [f"nsq_paused{labels} {int(row['paused'])}\n" for labels, row in both]
+    counts = [f"nsq_channel_count{labels} {len(row['channels'])}\n" for labels, row in rows.topics]
+    return [
+        *families,
+        LineFamily("nsq_paused", "1 if the topic or channel is paused, else 0", lines=paused),
+        LineFamily("nsq_channel_count", "Channels of the topic", lines=counts),
+    ]
+
+
+def _compat_latencies(rows: _Rows, configured: bool) -> list[LineFamily]:
+    """nsq_exporter's E2E gauges: the first and second configured percentile (ns), else 0."""
+    families = []
+    for suffix, which, series, index in _COMPAT_LATENCIES:
+        name = f"nsq_e2e_latency_{suffix}"
+        selected = rows.topics if series == "topic" else rows.channels
+        if configured:
+            lines = [
+                f"{name}{labels} {number(_percentile(row['e2e_processing_latency'], index))}\n"
+                for labels, row in selected
+            ]
+        else:
+            lines = [f"{name}{labels} 0\n" for labels, _ in selected]
+        text = f"E2E processing latency (ns), {which} configured percentile"
+        families.append(LineFamily(name, text, lines=lines))
+    return families
+
+
+def _summary(rows: _Rows) -> LineFamily:
+    """The configured percentiles of every topic and channel, in seconds."""
+    family = LineFamily("nsq_e2e_processing_latency_seconds", _E2E_HELP, "summary")
+    for labels, stats in rows.e2e:
+        for percentile in stats["e2e_processing_latency"]["percentiles"] or ():
+            quantile = go_float(percentile["quantile"])
+            family.add(f'{{{labels},quantile="{quantile}"}}', percentile["value"] / 1e9)
+    return family
+
+
+def _client_families(rows: _Rows) -> list[LineFamily]:
+    return [_column(name, text, rows.clients, key) for name, key, text in _CLIENT]
+
+
+def _client_labels(topic: str, channel: str, client: Json) -> str:
+    pairs = [("topic", topic), ("channel", channel)]
+    pairs += [(key, _label_value(client[key])) for key in _CLIENT_LABELS]
+    return label_text(pairs)
 
 
 class NSQDCollector:
@@ -168,10 +190,14 @@ class NSQDCollector:
         options = nsqd.options
         per_client = options.metrics_per_client
         topics = topics_stats(nsqd, "", "", per_client, nsqd.now()) or []
-        families = _Families(per_client, bool(options.e2e_processing_latency_percentiles))
-        for topic in topics:
-            families.topic(topic)
-        return [*families.all(), *_daemon(nsqd, len(topics))]
+        configured = bool(options.e2e_processing_latency_percentiles)
+        rows = _Rows(topics, per_client, configured)
+        families: list[Metric] = [*_queue_families(rows), *_compat_latencies(rows, configured)]
+        if configured:
+            families.append(_summary(rows))
+        if per_client:
+            families += _client_families(rows)
+        return families + _daemon(nsqd, len(topics))
 
 
 def _daemon(nsqd: Broker, topic_count: int) -> list[Metric]:
