@@ -24,6 +24,7 @@ from tls_helpers import Certs, https_get, make_certs, tls_options
 from v2client import V2Client, open_consumer, wait_until
 
 from pnsq.nsqd import disk_files
+from pnsq.nsqd.disk import Histogram
 from pnsq.nsqd.disk_record import HEAD_SIZE, MAGIC
 from pnsq.nsqd.nsqd import NSQD
 
@@ -332,6 +333,13 @@ def fsync_histogram(scraped: Series) -> tuple[float, float, dict[str, float]]:
     }
     count = scraped[key("nsq_disk_fsync_seconds_count")]
     return count, scraped[key("nsq_disk_fsync_seconds_sum")], buckets
+
+
+def test_histogram_buckets_count_a_value_at_their_bound_as_prometheus_does() -> None:
+    histogram = Histogram((0.001, 0.01))
+    histogram.observe([0.001, 0.0011, 0.01, 20.0])
+    assert histogram.cumulative() == [1, 3, 4]  # le="0.001", le="0.01", le="+Inf"
+    assert histogram.sum == pytest.approx(20.0121)
 
 
 async def test_fsync_histogram_observes_each_fsync_once(
