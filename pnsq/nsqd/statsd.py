@@ -131,17 +131,24 @@ class StatsdPusher:
         self, sock: trio.socket.SocketType, datagrams: list[bytes], window: float
     ) -> int:
         """Datagram ``i`` goes at ``i * window / n``; a wake-up sends every datagram due.
-        Returns how many sends failed."""
+        Returns how many sends failed. Cancelled (nsqd stops), it sends the rest at once, as
+        Go's ``SpreadWriter`` skips its sleeps on exit but finishes its writes."""
         failures = sent = 0
         start, step = trio.current_time(), window / max(len(datagrams), 1)
-        while sent < len(datagrams):
-            elapsed = math.floor((trio.current_time() - start) / step)
-            due = min(len(datagrams), max(sent + 1, elapsed + 1))
-            for datagram in datagrams[sent:due]:
-                failures += not await self._send(sock, datagram)
-            sent = due
-            if sent < len(datagrams):
-                await trio.sleep_until(max(start + sent * step, trio.current_time() + MIN_STEP))
+        try:
+            while sent < len(datagrams):
+                elapsed = math.floor((trio.current_time() - start) / step)
+                for datagram in datagrams[sent : max(sent + 1, elapsed + 1)]:
+                    failures += not await self._send(sock, datagram)
+                    sent += 1  # not reached if cancelled: trio's send then sent nothing
+                if sent < len(datagrams):
+                    next_at = max(start + sent * step, trio.current_time() + MIN_STEP)
+                    await trio.sleep_until(next_at)
+        finally:
+            deadline = trio.current_time() + DIAL_TIMEOUT
+            with trio.CancelScope(deadline=deadline, shield=True):
+                for datagram in datagrams[sent:]:
+                    failures += not await self._send(sock, datagram)
         return failures
 
     async def _send(self, sock: trio.socket.SocketType, datagram: bytes) -> bool:

@@ -94,16 +94,21 @@ class Capture:
                 return out
 
     def metrics(self, prefix: str = PREFIX) -> list[Metric]:
-        found = []
-        for datagram in self.datagrams():
-            assert datagram.endswith(b"\n")
-            for line in datagram.decode().splitlines():
-                match = LINE.match(line)
-                assert match is not None, line
-                assert match["name"].startswith(prefix), line
-                name = match["name"].removeprefix(prefix)
-                found.append((name, int(match["value"]), match["kind"]))
-        return found
+        return parse(self.datagrams(), prefix)
+
+
+def parse(datagrams: list[bytes], prefix: str = PREFIX) -> list[Metric]:
+    """The metrics in ``datagrams``, checking that each is whole lines under ``prefix``."""
+    found = []
+    for datagram in datagrams:
+        assert datagram.endswith(b"\n")
+        for line in datagram.decode().splitlines():
+            match = LINE.match(line)
+            assert match is not None, line
+            assert match["name"].startswith(prefix), line
+            name = match["name"].removeprefix(prefix)
+            found.append((name, int(match["value"]), match["kind"]))
+    return found
 
 
 @contextmanager
@@ -394,6 +399,20 @@ async def test_datagrams_are_spread_over_the_interval_less_one_second(
     step = WINDOW / n
     for i, at in enumerate(arrivals):
         assert INTERVAL + i * step - 1e-6 <= at <= INTERVAL + i * step + 0.02, (i, at)
+
+
+async def test_a_push_cut_short_by_shutdown_sends_its_rest_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with capture() as receiver:
+        async with pushing(receiver, statsd_mem_stats=False, statsd_udp_packet_size=120) as server:
+            await first_workload(server)
+            await trio.sleep_until(INTERVAL + 2.0)
+            early = receiver.datagrams()
+        rest = receiver.datagrams()  # the pusher was cancelled as ``pushing`` ended
+    assert early
+    assert rest
+    assert parse(early + rest) == FIRST_PUSH
 
 
 # -- a statsd that is not there --------------------------------------------------------------
