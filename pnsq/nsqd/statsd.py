@@ -48,7 +48,7 @@ MIN_STEP = 0.01  # at most ~100 wake-ups a second, however many datagrams a push
 
 def spread_window(interval: float) -> float:
     """How long a push's datagrams are spread over: Go's interval less one second, and half
-    the interval when that is shorter (Go's ticker panics on an interval of 1 s or less)."""
+    the interval when that is shorter (Go's spread panics at an interval of 1 s or less)."""
     return max(interval - SPREAD_SLACK, interval / 2)
 
 
@@ -61,7 +61,6 @@ class StatsdPusher:
         self._last_topics: dict[str, Json] = {}
         self._last_memory: Json = {}
         self._failing = False
-        self.pushes = 0  # pushes that reached a socket (for tests and /debug)
 
     def prefix(self) -> str:
         options, http = self._options, self._nsqd.http_address
@@ -74,7 +73,10 @@ class StatsdPusher:
         next_push = trio.current_time() + interval
         while True:
             await trio.sleep_until(next_push)
-            await self.push(spread_window(interval))
+            try:
+                await self.push(spread_window(interval))
+            except Exception:  # a bug here must not take nsqd down: log it, push again later
+                log.exception("STATSD: push failed")
             # like Go's ticker, a push that ran late skips the ticks it missed
             next_push += interval * max(1, math.ceil((trio.current_time() - next_push) / interval))
 
@@ -90,7 +92,6 @@ class StatsdPusher:
             log.debug(
                 "STATSD: pushing %d datagrams to %s", len(datagrams), self._options.statsd_address
             )
-            self.pushes += 1
             failures = await self._spread(sock, datagrams, window)
         if failures == 0 and self._failing:
             self._failing = False

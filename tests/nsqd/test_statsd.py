@@ -460,6 +460,32 @@ async def test_an_unresolvable_statsd_skips_the_push_and_counts_roll_into_the_ne
     assert ["Name or service not known" in r.message for r in warnings] == [True]
 
 
+async def test_a_bug_in_a_push_is_logged_and_the_next_push_goes_out(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collect = StatsdPusher.collect
+    calls = 0
+
+    def broken_once(self: StatsdPusher) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise KeyError("a bug")
+        return collect(self)
+
+    monkeypatch.setattr(StatsdPusher, "collect", broken_once)
+    with capture() as receiver:
+        async with pushing(receiver, statsd_mem_stats=False) as server:
+            await first_workload(server)
+            await after_push(1)
+            assert receiver.datagrams() == []
+            await after_push(2)
+            assert receiver.metrics() == FIRST_PUSH_AND_A_TIMEOUT
+    assert [r.message for r in caplog.records if r.exc_info] == ["STATSD: push failed"]
+
+
 def test_a_statsd_address_without_a_port_is_refused_at_startup() -> None:
     with pytest.raises(ValueError, match="--statsd-address 'localhost': want <addr>:<port>"):
         nsqd_options.finish(Options(statsd_address="localhost", broadcast_address="h"))
