@@ -100,7 +100,15 @@ class StatsdPusher:
     def collect(self) -> list[Metric]:
         """This push's metrics; the next push's counters count from here."""
         topics = topics_stats(self._nsqd, "", "", False, self._nsqd.now()) or []
-        found = list(metrics(topics, self._last_topics, self._options.statsd_exclude_ephemeral))
+        options = self._options
+        found = list(
+            metrics(
+                topics,
+                self._last_topics,
+                options.statsd_exclude_ephemeral,
+                options.e2e_processing_latency_percentiles,
+            )
+        )
         self._last_topics = by_name(topics)
         if self._options.statsd_mem_stats:
             memory = memory_stats()

@@ -67,8 +67,14 @@ def percentile_suffix(quantile: float) -> str:
     return "%.0f" % (quantile * 100.0)
 
 
-def _e2e(path: str, stats: Json) -> Iterator[Metric]:
-    for item in stats["e2e_processing_latency"]["percentiles"] or ():
+def _e2e(path: str, stats: Json, configured: tuple[float, ...]) -> Iterator[Metric]:
+    """The percentiles; with none measured yet, 0 for each ``configured`` one, as Go's empty
+    quantile stream answers 0 (a channel has one whenever percentiles are configured, a topic
+    once it has a channel)."""
+    items = stats["e2e_processing_latency"]["percentiles"] or [
+        {"quantile": quantile, "value": 0.0} for quantile in configured
+    ]
+    for item in items:
         name = f"{path}.e2e_processing_latency_{percentile_suffix(item['quantile'])}"
         yield name, int(item["value"]), "g"
 
@@ -82,16 +88,22 @@ def _values(
         yield f"{path}.{name}" if path else name, value, kind
 
 
-def metrics(topics: list[Json], last: dict[str, Json], exclude_ephemeral: bool) -> Iterator[Metric]:
+def metrics(
+    topics: list[Json],
+    last: dict[str, Json],
+    exclude_ephemeral: bool,
+    percentiles: tuple[float, ...] = (),
+) -> Iterator[Metric]:
     """``(name, value, type)`` for every topic and channel, counters against ``last`` (the
-    previous push's topics by name, channels by name under ``"channels_by_name"``)."""
+    previous push's topics by name, channels by name under ``"channels_by_name"``);
+    ``percentiles`` are --e2e-processing-latency-percentile's."""
     for topic in topics:
         if exclude_ephemeral and is_ephemeral(topic["topic_name"]):
             continue
         path = f"topic.{topic['topic_name']}"
         last_topic = last.get(topic["topic_name"], {})
         yield from _values(path, TOPIC_NAMES, topic, last_topic)
-        yield from _e2e(path, topic)
+        yield from _e2e(path, topic, percentiles if topic["channels"] else ())
         last_channels = last_topic.get("channels_by_name", {})
         for channel in topic["channels"]:
             if exclude_ephemeral and is_ephemeral(channel["channel_name"]):
@@ -99,7 +111,7 @@ def metrics(topics: list[Json], last: dict[str, Json], exclude_ephemeral: bool) 
             channel_path = f"{path}.channel.{channel['channel_name']}"
             last_channel = last_channels.get(channel["channel_name"], {})
             yield from _values(channel_path, CHANNEL_NAMES, channel, last_channel)
-            yield from _e2e(channel_path, channel)
+            yield from _e2e(channel_path, channel, percentiles)
 
 
 def memory_metrics(memory: Json, last: Json) -> Iterator[Metric]:

@@ -252,19 +252,28 @@ async def test_e2e_percentiles_are_gauges_named_as_go_formats_the_quantile(
     percentiles = (0.5, 0.99, 0.999)
     with capture() as receiver:
         async with pushing(receiver, e2e_processing_latency_percentiles=percentiles) as server:
-            await first_workload(server)
+            producer = await first_workload(server)
+            await producer.pub("lonely", b"no channel")
             await after_push(1)
             sent = receiver.metrics()
-    e2e = [m for m in sent if E2E in m[0]]
-    # work FINed two messages; the topic's figures merge its channels'
-    names = [
-        f"{p}.{E2E}_{suffix}"
-        for p in ("topic.orders", "topic.orders.channel.work")
-        for suffix in ("50", "99", "100")
+    e2e = [(name, value) for name, value, kind in sent if E2E in name and kind == "g"]
+    measured = ("topic.orders", "topic.orders.channel.work")  # work FINed two messages
+    # Go's empty quantile stream answers 0: every channel, and every topic with a channel
+    # (topic "lonely" has none), sends each percentile
+    paths = [
+        "topic.orders",
+        "topic.orders.channel.audit",
+        "topic.orders.channel.tail#ephemeral",
+        "topic.orders.channel.work",
+        "topic.tmp#ephemeral",
+        "topic.tmp#ephemeral.channel.c",
     ]
-    assert sorted(n for n, _, _ in e2e) == sorted(names)
-    assert all(kind == "g" and value >= 0 for _, value, kind in e2e)
-    assert without(sent, E2E, r"^mem\.") == FIRST_PUSH
+    assert [name for name, _ in e2e] == [
+        f"{p}.{E2E}_{q}" for p in paths for q in ("50", "99", "100")
+    ]
+    for name, value in e2e:
+        assert value > 0 if name.rpartition(".")[0] in measured else value == 0, name
+    assert without(sent, E2E, r"^mem\.", "lonely") == FIRST_PUSH
 
 
 def test_percentile_suffix_is_gos_rounding_of_quantile_times_100() -> None:
