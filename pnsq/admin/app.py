@@ -49,6 +49,7 @@ from ..wire.names import is_valid_name
 from . import aggregate
 from .aggregate import Node, View
 from .cluster import ActionResult, Cluster, FetchError
+from .graphite import Graphite
 from .history import History, counters
 from .notify import Notifier, admin_action
 from .options import AdminOptions
@@ -151,6 +152,7 @@ class Admin:
             Route("/api/counter", api(self.counter)),
             Route("/api/history", api(self.series)),
             Route("/api/events", api(self.events)),
+            *Graphite(self.options, self.cluster.client).routes(),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
         return Starlette(routes=routes)

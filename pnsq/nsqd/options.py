@@ -17,7 +17,7 @@ from hashlib import md5
 
 from .._internal import flags
 from .._internal.flags import Flag, flag
-from .._internal.netaddr import default_broadcast_address
+from .._internal.netaddr import default_broadcast_address, split_host_port
 from .tls import server_context
 
 
@@ -223,7 +223,7 @@ FLAGS: tuple[Flag, ...] = (
        "maximum channel consumer connection count per nsqd instance (0 = unlimited)"),
     # statsd
     flag("statsd-address", flags.string, "UDP <addr>:<port> of a statsd daemon for pushing stats"),
-    flag("statsd-interval", flags.duration, "duration between pushing to statsd"),
+    flag("statsd-interval", flags.positive_duration, "duration between pushing to statsd"),
     flag("statsd-mem-stats", flags.boolean, "toggle sending memory and GC stats to statsd", bare=True),
     flag("statsd-prefix", flags.string, "prefix used for keys sent to statsd (%s for host replacement)"),
     flag("statsd-udp-packet-size", flags.natural, "the size in bytes of statsd UDP packets"),
@@ -277,9 +277,19 @@ def finish(options: Options) -> Options:
         options.tls_required != "false" or options.tls_client_auth_policy
     ):
         problem = "cannot require TLS client connections without TLS key and cert"
+    elif options.statsd_address and not _is_host_port(options.statsd_address):
+        problem = f"--statsd-address {options.statsd_address!r}: want <addr>:<port>"
     if problem:
         raise ValueError(problem)
     server_context(options)  # ValueError("failed to build TLS config - ...") at startup
     if not options.broadcast_address:
         options = dataclasses.replace(options, broadcast_address=default_broadcast_address())
     return options
+
+
+def _is_host_port(address: str) -> bool:
+    try:
+        split_host_port(address)
+    except ValueError:
+        return False
+    return True
