@@ -254,6 +254,7 @@ class Admin:
         view = aggregate.node_list(nodes, NSQ_VERSION)
         for row in view.data["nodes"]:
             row["rate"] = self.history.rate(f"node:{row['node']}")
+            row["metrics_url"] = self.cluster.url(row["node"], "/metrics")
         return self._answer(view, warnings, "")
 
     async def node(self, request: Request) -> Response:
@@ -266,6 +267,7 @@ class Admin:
         view = aggregate.node_stats(nodes, name)
         if view is not None:
             view.data["rate"] = self.history.rate(f"node:{name}")
+            view.data["metrics_url"] = self.cluster.url(name, "/metrics")
         return self._answer(view, warnings, "NODE_NOT_FOUND")
 
     async def lookup(self, request: Request) -> Response:
