@@ -32,6 +32,7 @@ from .._internal.http_server import (
     first,
     json_response,
 )
+from .._internal.prometheus import Exposition
 from ..wire.names import is_valid_name
 from .options import LookupdOptions
 from .registration_db import PEER_FIELDS, Peer, Producer, RegistrationDB
@@ -45,6 +46,9 @@ class Registry(Protocol):
 
     @property
     def options(self) -> LookupdOptions: ...
+
+    @property
+    def exposition(self) -> Exposition: ...
 
     def now(self) -> float: ...
 
@@ -218,6 +222,11 @@ def _debug(lookupd: Registry, request: Request) -> Response:
     return json_response(data)
 
 
+def _metrics(lookupd: Registry, request: Request) -> Response:
+    """Prometheus' text format, or OpenMetrics when Accept asks for it (pnsq's own)."""
+    return lookupd.exposition.response(request.header(b"accept"))
+
+
 def _max_body(lookupd: Registry) -> int:
     return MAX_BODY
 
@@ -235,6 +244,7 @@ _ROUTES: dict[str, dict[str, Route]] = {
     "/channel/delete": {"POST": Route(_delete_channel)},
     "/topic/tombstone": {"POST": Route(_tombstone_topic_producer)},
     "/debug": {"GET": Route(_debug)},
+    "/metrics": {"GET": Route(_metrics)},
 }
 _ROUTER = http_server.Router(_ROUTES, _max_body, log)
 

@@ -18,6 +18,7 @@ import trio
 from .. import NSQ_VERSION
 from .._internal.connection import serve_connection
 from .._internal.daemon import bound_address, listen
+from .._internal.prometheus import Exposition
 from ..wire.errors import InvalidError, ProtocolError
 from ..wire.lookup import (
     LookupCommandReader,
@@ -28,6 +29,7 @@ from ..wire.lookup import (
     encode_reply,
 )
 from .http_api import handle_http_connection
+from .metrics import LookupdCollector
 from .options import LookupdOptions
 from .registration_db import Peer, RegistrationDB
 
@@ -46,6 +48,7 @@ class Lookupd:
         self.http_address: tuple[str, int] | None = None
         self._stop = trio.Event()
         self._identify_reply = b""  # known once the listeners are bound
+        self.exposition = Exposition(LookupdCollector(self))  # GET /metrics
 
     @staticmethod
     def now() -> float:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 import trio
 
 from .. import NSQ_VERSION
+from .._internal.prometheus import Exposition
 from ..wire.names import is_ephemeral, is_valid_name
 from . import tls
 from .auth import AuthServers
@@ -76,6 +77,7 @@ class Broker:
         self.lookup = LookupPeers(self)
         self.drain = Drain(self)
         self.auth = AuthServers(options) if options.auth_http_addresses else None
+        self.exposition = Exposition()  # GET /metrics; NSQD adds the collector of this state
 
     def _set_health(self, health: str) -> None:
         self.health = health

@@ -303,6 +303,11 @@ def _stats(nsqd: Broker, request: Request) -> Response:
     return text(stats_text(document, time.time()))
 
 
+def _metrics(nsqd: Broker, request: Request) -> Response:
+    """Prometheus' text format, or OpenMetrics when Accept asks for it (pnsq's own)."""
+    return nsqd.exposition.response(request.header(b"accept"))
+
+
 # -- drain (NSQ PR #1305) ------------------------------------------------------------------------
 
 
@@ -446,6 +451,7 @@ _ROUTES: dict[str, dict[str, Route]] = {
     "/pub": {"POST": Route(_pub, _max_msg_size, "MSG_TOO_BIG", logged=False)},
     "/mpub": {"POST": Route(_mpub, handler_checks_size=True, logged=False)},
     "/stats": {"GET": Route(_stats)},
+    "/metrics": {"GET": Route(_metrics)},
     "/topic/create": {"POST": Route(_create_topic)},
     "/topic/delete": {"POST": Route(_delete_topic)},
     "/topic/empty": {"POST": Route(_empty_topic)},

@@ -90,6 +90,9 @@ class Options:
     statsd_udp_packet_size: int = 508
     statsd_exclude_ephemeral: bool = False
 
+    # Prometheus (pnsq's): GET /metrics adds series per client connection (high-cardinality)
+    metrics_per_client: bool = False
+
     # e2e message latency
     e2e_processing_latency_window_time: float = 600.0
     e2e_processing_latency_percentiles: tuple[float, ...] = ()
@@ -226,6 +229,10 @@ FLAGS: tuple[Flag, ...] = (
     flag("statsd-udp-packet-size", flags.natural, "the size in bytes of statsd UDP packets"),
     flag("statsd-exclude-ephemeral", flags.boolean,
        "skip ephemeral topics and channels when sending stats to statsd", bare=True),
+    # Prometheus (pnsq's own)
+    flag("metrics-per-client", flags.boolean,
+       "GET /metrics also has series per client connection (ready, in-flight, finish, requeue, "
+       "message counts): one set per consumer, so off by default", bare=True),
     # end-to-end latency
     flag("e2e-processing-latency-percentile", _percentiles,
        "message processing time percentile (float in (0, 1.0]) to track; repeatable or "
