@@ -98,6 +98,9 @@ async def test_nodes_link_their_own_metrics_endpoint(
     admin: AdminServer = await make_admin(nsqd_http_addresses=(node,))
     (row,) = (await get(http, admin.http_address, "/api/nodes"))["nodes"]
     assert row["metrics_url"] == f"http://{node}/metrics"
+    served = await http(nsqd.http_address, "GET", "/metrics")  # the link leads somewhere
+    assert served.status == 200
+    assert b"\nnsq_topic_count " in served.body
     detail = await get(http, admin.http_address, f"/api/nodes/{node}")
     assert detail["metrics_url"] == f"http://{node}/metrics"
     # a node given as https:// is linked over https, as the admin reaches it

@@ -360,6 +360,8 @@ def _browse_e2e(base: str, node: str) -> None:
             visit(f"/nodes/{node}")
             link = page.locator("#totals a.metrics-link")
             expect(link).to_have_attribute("href", f"http://{node}/metrics")
+            link.click()  # and it leads to the nsqd's own metrics
+            expect(page.locator("body")).to_contain_text("nsq_topic_count")
         finally:
             browser.close()
 
