@@ -3,7 +3,9 @@
 Each daemon owns an ``Exposition``: a ``CollectorRegistry`` (never prometheus_client's global
 ``REGISTRY``, so two daemons in one process, as in the tests, each show only their own state)
 holding the process, GC and platform collectors and the daemon's collector, which reads the
-live state at scrape time. Nothing is counted per message: a scrape costs what it reads.
+live state at scrape time. Nothing is counted per message: a scrape costs what it reads. The
+daemons make their ``Exposition`` at the first scrape, so that an nsqd or lookupd nobody
+scrapes never loads prometheus_client (~6 MiB of RSS).
 
 prometheus_client's encoders build each line from a ``Sample`` (a dict of labels, sorted and
 escaped per sample): about 7 µs a line, so 1,000 topics x 3 channels (some 40,000 lines) took
@@ -58,10 +60,8 @@ class LineFamily(Metric):
         self.lines: list[str] = [] if lines is None else lines
 
     def add(self, labels: str, value: float) -> None:
-        """One sample: ``labels`` from ``label_text`` (shared by a series' families)."""
-        # Most values are ints, written as they are: a call less per line (40,000 a scrape).
-        text = value if value.__class__ is int else number(value)
-        self.lines.append(f"{self.name}{labels} {text}\n")
+        """One sample; ``labels`` is the text of ``label_text`` (braces included)."""
+        self.lines.append(f"{self.name}{labels} {number(value)}\n")
 
     def header(self) -> str:
         help_text = self.documentation.replace("\\", r"\\").replace("\n", r"\n")

@@ -32,10 +32,12 @@ from .._internal.http_server import (
     first,
     json_response,
 )
-from .._internal.prometheus import Exposition
 from ..wire.names import is_valid_name
 from .options import LookupdOptions
 from .registration_db import PEER_FIELDS, Peer, Producer, RegistrationDB
+
+if TYPE_CHECKING:
+    from .._internal.prometheus import Exposition
 
 
 class Registry(Protocol):
@@ -47,8 +49,7 @@ class Registry(Protocol):
     @property
     def options(self) -> LookupdOptions: ...
 
-    @property
-    def exposition(self) -> Exposition: ...
+    exposition: Exposition | None  # GET /metrics' registry, made by the first scrape
 
     def now(self) -> float: ...
 
@@ -223,7 +224,12 @@ def _debug(lookupd: Registry, request: Request) -> Response:
 
 
 def _metrics(lookupd: Registry, request: Request) -> Response:
-    """Prometheus' text format, or OpenMetrics when Accept asks for it (pnsq's own)."""
+    """Prometheus' text format, or OpenMetrics when Accept asks for it (pnsq's own);
+    prometheus_client is loaded by the first scrape, as nsqd's (``pnsq.nsqd.http_api``)."""
+    if lookupd.exposition is None:
+        from .metrics import exposition  # the first scrape
+
+        lookupd.exposition = exposition(lookupd)
     return lookupd.exposition.response(request.header(b"accept"))
 
 

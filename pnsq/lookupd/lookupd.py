@@ -12,13 +12,13 @@ import json
 import logging
 import socket
 from functools import partial
+from typing import TYPE_CHECKING
 
 import trio
 
 from .. import NSQ_VERSION
 from .._internal.connection import serve_connection
 from .._internal.daemon import bound_address, listen
-from .._internal.prometheus import Exposition
 from ..wire.errors import InvalidError, ProtocolError
 from ..wire.lookup import (
     LookupCommandReader,
@@ -29,9 +29,11 @@ from ..wire.lookup import (
     encode_reply,
 )
 from .http_api import handle_http_connection
-from .metrics import LookupdCollector
 from .options import LookupdOptions
 from .registration_db import Peer, RegistrationDB
+
+if TYPE_CHECKING:
+    from .._internal.prometheus import Exposition
 
 log = logging.getLogger("pnsq.lookupd")
 
@@ -48,7 +50,7 @@ class Lookupd:
         self.http_address: tuple[str, int] | None = None
         self._stop = trio.Event()
         self._identify_reply = b""  # known once the listeners are bound
-        self.exposition = Exposition(LookupdCollector(self))  # GET /metrics
+        self.exposition: Exposition | None = None  # GET /metrics: made by the first scrape
 
     @staticmethod
     def now() -> float:

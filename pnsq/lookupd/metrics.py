@@ -11,23 +11,39 @@ wants to see. A lookupd has a few peers, so these are ordinary prometheus_client
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from .._internal.prometheus import Exposition
+from .options import LookupdOptions
 from .registration_db import RegistrationDB
 
-if TYPE_CHECKING:
-    from .http_api import Registry
-
 PEER_LABELS = ("remote_address", "hostname", "broadcast_address", "tcp_port", "http_port")
+
+
+class Registrations(Protocol):
+    """What the collector reads of the daemon (``Lookupd``)."""
+
+    @property
+    def db(self) -> RegistrationDB: ...
+
+    @property
+    def options(self) -> LookupdOptions: ...
+
+    def now(self) -> float: ...
+
+
+def exposition(lookupd: Registrations) -> Exposition:
+    """``lookupd``'s registry: process, GC and platform metrics, and its own collector."""
+    return Exposition(LookupdCollector(lookupd))
 
 
 class LookupdCollector:
     """The lookupd families, read from ``lookupd`` at every ``collect`` (a scrape)."""
 
-    def __init__(self, lookupd: Registry) -> None:
+    def __init__(self, lookupd: Registrations) -> None:
         self._lookupd = lookupd
 
     def collect(self) -> list[Metric]:

@@ -22,11 +22,11 @@ import math
 import os
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import trio
 
 from .. import NSQ_VERSION
-from .._internal.prometheus import Exposition
 from ..wire.names import is_ephemeral, is_valid_name
 from . import tls
 from .auth import AuthServers
@@ -40,6 +40,9 @@ from .lookup import LookupPeers
 from .message import IdFactory
 from .options import Options
 from .topic import PutError, Topic
+
+if TYPE_CHECKING:
+    from .._internal.prometheus import Exposition
 
 log = logging.getLogger("pnsq.nsqd")
 
@@ -77,7 +80,7 @@ class Broker:
         self.lookup = LookupPeers(self)
         self.drain = Drain(self)
         self.auth = AuthServers(options) if options.auth_http_addresses else None
-        self.exposition = Exposition()  # GET /metrics; NSQD adds the collector of this state
+        self.exposition: Exposition | None = None  # GET /metrics: made by the first scrape
 
     def _set_health(self, health: str) -> None:
         self.health = health

@@ -26,7 +26,7 @@ from prometheus_client.core import (
 from prometheus_client.metrics_core import Metric
 
 from .. import NSQ_VERSION
-from .._internal.prometheus import LineFamily, go_float, label_text, number
+from .._internal.prometheus import Exposition, LineFamily, go_float, label_text, number
 from .stats import topics_stats
 
 if TYPE_CHECKING:
@@ -177,6 +177,11 @@ def _client_labels(topic: str, channel: str, client: Json) -> str:
     pairs = [("topic", topic), ("channel", channel)]
     pairs += [(key, _label_value(client[key])) for key in _CLIENT_LABELS]
     return label_text(pairs)
+
+
+def exposition(nsqd: Broker) -> Exposition:
+    """``nsqd``'s registry: process, GC and platform metrics, and its own collector."""
+    return Exposition(NSQDCollector(nsqd))
 
 
 class NSQDCollector:

@@ -19,8 +19,6 @@ import trio
 from .._internal.daemon import bound_address, listen
 from .broker import Broker, DataPathLockedError
 from .http_api import handle_http_connection, handle_https_connection
-from .metrics import NSQDCollector
-from .options import Options
 from .protocol_v2 import handle_connection
 
 __all__ = ["NSQD", "DataPathLockedError"]
@@ -31,10 +29,6 @@ SHUTDOWN_GRACE = 2.0
 
 
 class NSQD(Broker):
-    def __init__(self, options: Options) -> None:
-        super().__init__(options)
-        self.exposition.register(NSQDCollector(self))
-
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen on the TCP (and HTTP) addresses until ``stop()``; then close down."""
         self.load_metadata()

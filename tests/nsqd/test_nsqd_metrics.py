@@ -8,6 +8,8 @@ ends in a state that holds still: consumers at RDY 0, timers far away.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -203,6 +205,11 @@ async def test_e2e_latency_is_stats_percentiles_as_a_summary_and_nsq_exporter_ga
     assert scraped[key("nsq_e2e_latency_95p", **channel_labels)] == second  # ns, as nsq_exporter
     topic_labels = {"type": "topic", "topic": "t", "paused": "false"}
     assert scraped[key("nsq_e2e_latency_99_percentile", **topic_labels)] == first
+    accept = [("Accept", "application/openmetrics-text; version=1.0.0")]
+    om = await http(nsqd.http_address, "GET", "/metrics", headers=accept)
+    families = {f.name: f for f in openmetrics_families(om.body.decode())}
+    summary = families["nsq_e2e_processing_latency_seconds"]
+    assert (summary.type, len(summary.samples)) == ("summary", 4)  # 2 quantiles x topic, channel
 
 
 async def test_without_e2e_percentiles_no_summary_and_the_compat_gauges_are_zero(
@@ -249,6 +256,15 @@ async def test_the_https_listener_serves_metrics(make_nsqd: Any, tmp_path: Path)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
     assert key("nsq_health") in series(body.decode())
+
+
+def test_prometheus_client_is_loaded_by_the_first_scrape_not_with_the_daemons() -> None:
+    script = (
+        "import sys, pnsq.nsqd.nsqd, pnsq.lookupd\n"
+        "assert 'prometheus_client' not in sys.modules, 'loaded at import'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr.decode()
 
 
 async def test_daemon_health_version_and_process_metrics(make_nsqd: Any, http: Any) -> None:
