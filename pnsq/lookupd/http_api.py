@@ -8,6 +8,8 @@ topic; /nodes hides only inactive ones, and says per topic whether the node is t
 The handlers see the daemon only as ``Registry`` (its registrations, options and clock), so
 this module sits below ``lookupd``, which serves it.
 
+/metrics (pnsq's) is Prometheus' view of the same registrations (``metrics``).
+
 /debug dumps the registrations in NSQ's shape: ``category:key:subkey`` to the producers
 registered there, so NSQ's tooling reads it; registrations without producers are left out,
 as NSQ leaves them out.

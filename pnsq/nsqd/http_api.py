@@ -1,4 +1,5 @@
-"""nsqd's HTTP API (reference §3): publishing, administration, /stats and /config.
+"""nsqd's HTTP API (reference §3): publishing, administration, /stats and /config, and pnsq's
+Prometheus /metrics (the collector is ``metrics``'s).
 
 The server itself is ``pnsq._internal.http_server`` (shared with nsqlookupd); this module holds
 nsqd's routes and handlers, plain functions ``(nsqd, request) -> Response``. Errors are checked

@@ -163,9 +163,12 @@ def _summary(rows: _Rows) -> LineFamily:
     """The configured percentiles of every topic and channel, in seconds."""
     family = LineFamily("nsq_e2e_processing_latency_seconds", _E2E_HELP, "summary")
     for labels, stats in rows.e2e:
+        seen = set()  # a percentile given twice is one series: Prometheus refuses duplicates
         for percentile in stats["e2e_processing_latency"]["percentiles"] or ():
             quantile = go_float(percentile["quantile"])
-            family.add(f'{{{labels},quantile="{quantile}"}}', percentile["value"] / 1e9)
+            if quantile not in seen:
+                seen.add(quantile)
+                family.add(f'{{{labels},quantile="{quantile}"}}', percentile["value"] / 1e9)
     return family
 
 

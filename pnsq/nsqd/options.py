@@ -90,9 +90,6 @@ class Options:
     statsd_udp_packet_size: int = 508
     statsd_exclude_ephemeral: bool = False
 
-    # Prometheus (pnsq's): GET /metrics adds series per client connection (high-cardinality)
-    metrics_per_client: bool = False
-
     # e2e message latency
     e2e_processing_latency_window_time: float = 600.0
     e2e_processing_latency_percentiles: tuple[float, ...] = ()
@@ -109,6 +106,9 @@ class Options:
     deflate: bool = True
     max_deflate_level: int = 6
     snappy: bool = True
+
+    # Prometheus (pnsq's): GET /metrics adds series per client connection (high-cardinality)
+    metrics_per_client: bool = False
 
     @property
     def max_req_timeout_ms(self) -> int:
@@ -229,10 +229,6 @@ FLAGS: tuple[Flag, ...] = (
     flag("statsd-udp-packet-size", flags.natural, "the size in bytes of statsd UDP packets"),
     flag("statsd-exclude-ephemeral", flags.boolean,
        "skip ephemeral topics and channels when sending stats to statsd", bare=True),
-    # Prometheus (pnsq's own)
-    flag("metrics-per-client", flags.boolean,
-       "GET /metrics also has series per client connection (ready, in-flight, finish, requeue, "
-       "message counts): one set per consumer, so off by default", bare=True),
     # end-to-end latency
     flag("e2e-processing-latency-percentile", _percentiles,
        "message processing time percentile (float in (0, 1.0]) to track; repeatable or "
@@ -255,6 +251,10 @@ FLAGS: tuple[Flag, ...] = (
     flag("max-deflate-level", flags.integer,
        "max deflate compression level a client can negotiate (> values == > nsqd CPU usage)"),
     flag("snappy", flags.boolean, "enable snappy feature negotiation (client compression)", bare=True),
+    # Prometheus (pnsq's own)
+    flag("metrics-per-client", flags.boolean,
+       "GET /metrics also has series per client connection (ready, in-flight, finish, requeue, "
+       "message counts): one set per consumer, so off by default", bare=True),
 )
 # fmt: on
 DEPRECATED = {

@@ -24,6 +24,7 @@ from tls_helpers import Certs, https_get, make_certs, tls_options
 from v2client import V2Client, open_consumer, wait_until
 
 from pnsq.nsqd import disk_files
+from pnsq.nsqd.disk import Histogram
 from pnsq.nsqd.disk_record import HEAD_SIZE, MAGIC
 from pnsq.nsqd.nsqd import NSQD
 
@@ -63,11 +64,16 @@ CLIENT_FIELDS = {
 
 
 def series(text: str) -> Series:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
+    """Every sample by name and labels; a series given twice (Prometheus refuses the whole
+    scrape then) fails the test."""
+    samples = [
+        ((sample.name, frozenset(sample.labels.items())), sample.value)
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-    }
+    ]
+    found = dict(samples)
+    assert len(found) == len(samples), "a series appears twice"
+    return found
 
 
 def key(name: str, **labels: str) -> tuple[str, Labels]:
@@ -178,7 +184,7 @@ async def test_every_topic_and_channel_value_equals_stats(make_nsqd: Any, http: 
 async def test_e2e_latency_is_stats_percentiles_as_a_summary_and_nsq_exporter_gauges(
     make_nsqd: Any, http: Any
 ) -> None:
-    nsqd = await make_nsqd(e2e_processing_latency_percentiles=(0.99, 0.5))
+    nsqd = await make_nsqd(e2e_processing_latency_percentiles=(0.99, 0.5, 0.99))
     assert nsqd.tcp_address is not None
     async with await open_consumer(nsqd.tcp_address, "t", "c", rdy=5) as consumer:
         await consumer.mpub("t", [b"a", b"b", b"c"])
@@ -189,7 +195,7 @@ async def test_e2e_latency_is_stats_percentiles_as_a_summary_and_nsq_exporter_ga
         scraped = await scrape(http, nsqd)
     [channel] = topic["channels"]
     for quantile, percentile in zip(
-        ("0.99", "0.5"), channel["e2e_processing_latency"]["percentiles"], strict=True
+        ("0.99", "0.5", "0.99"), channel["e2e_processing_latency"]["percentiles"], strict=True
     ):
         labels = {"type": "channel", "topic": "t", "channel": "c", "quantile": quantile}
         summary = scraped[key("nsq_e2e_processing_latency_seconds", **labels)]
@@ -209,7 +215,8 @@ async def test_e2e_latency_is_stats_percentiles_as_a_summary_and_nsq_exporter_ga
     om = await http(nsqd.http_address, "GET", "/metrics", headers=accept)
     families = {f.name: f for f in openmetrics_families(om.body.decode())}
     summary = families["nsq_e2e_processing_latency_seconds"]
-    assert (summary.type, len(summary.samples)) == ("summary", 4)  # 2 quantiles x topic, channel
+    # 0.99 given twice is one series: 2 quantiles x topic and channel
+    assert (summary.type, len(summary.samples)) == ("summary", 4)
 
 
 async def test_without_e2e_percentiles_no_summary_and_the_compat_gauges_are_zero(
@@ -326,6 +333,13 @@ def fsync_histogram(scraped: Series) -> tuple[float, float, dict[str, float]]:
     }
     count = scraped[key("nsq_disk_fsync_seconds_count")]
     return count, scraped[key("nsq_disk_fsync_seconds_sum")], buckets
+
+
+def test_histogram_buckets_count_a_value_at_their_bound_as_prometheus_does() -> None:
+    histogram = Histogram((0.001, 0.01))
+    histogram.observe([0.001, 0.0011, 0.01, 20.0])
+    assert histogram.cumulative() == [1, 3, 4]  # le="0.001", le="0.01", le="+Inf"
+    assert histogram.sum == pytest.approx(20.0121)
 
 
 async def test_fsync_histogram_observes_each_fsync_once(
