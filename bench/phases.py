@@ -131,7 +131,9 @@ def consume(subject: Subject, args: argparse.Namespace) -> PhaseResult:
         lambda: run_reader(nsqd.tcp, TOPIC, CHANNEL, conns, rdy, args.runfor, left, args.size),
         "consume",
     )
-    wait_for(lambda: channel_of(nsqd.topic_stats(TOPIC)).get("in_flight_count", 1) == 0)
+    # nsqd has read every FIN of a reader once it saw the reader hang up (NSQ leaves the
+    # messages in flight at that moment to time out: they are neither finished nor queued)
+    wait_for(lambda: not channel_of(nsqd.topic_stats(TOPIC)).get("clients"))
     channel = channel_of(nsqd.topic_stats(TOPIC))
     finished = channel["message_count"] - channel["depth"] - channel["deferred_count"]
     check_count(phase, "FIN", phase.detail["count"], finished - channel["in_flight_count"])
