@@ -1,10 +1,10 @@
-"""The phases of bench/run.py: each runs one workload of issue 16 against one nsqd under test.
+"""The throughput phases of bench/run.py, and what every phase is made of.
 
 Why this shape: a phase is a plain function ``(Subject, options) -> PhaseResult`` so run.py can
-run any selection of them, against pnsq and Go's nsqd alternately. The throughput phases share
-one nsqd per subject (bench.sh's fresh nsqd with a large memory queue); durable, backlog and
-memory each start their own nsqd with the flags their figure is about. Every phase also asks
-nsqd (``/stats``) how many messages it took, so a generator miscount or a lost message shows.
+run any selection of them, against pnsq and Go's nsqd alternately. The phases here share one
+nsqd per subject (bench.sh's fresh nsqd with a large memory queue); durable, backlog and memory
+start their own nsqd with the flags their figure is about (own_nsqd_phases.py). Every phase
+also asks nsqd (``/stats``) how many messages it took, so a miscount or a lost message shows.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nsq_load import HARD_CAP_S, run_http_pub, run_pub, run_reader, run_writer
+from nsq_load import run_http_pub, run_pub, run_reader, run_writer
 from nsqd_process import Nsqd
 
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 TOPIC, CHANNEL = "sub_bench", "ch"
 SETTLE_S = 10.0  # how long nsqd may take to move what it acknowledged where /stats sees it
-SYNC_SETTLE_S = 2.5  # one default --sync-timeout (2 s): the last disk round written
 
 
 @dataclass
@@ -169,109 +168,3 @@ def http_phase(mpub: bool, close: bool) -> Callable[[Subject, argparse.Namespace
         return phase
 
     return run
-
-
-def depth_of(nsqd: Nsqd, topic: str) -> int:
-    """Messages nsqd holds for ``topic``: the topic's own queue plus every channel's."""
-    stats = nsqd.topic_stats(topic)
-    channels = sum(int(c["depth"]) for c in stats.get("channels", []))
-    return int(stats.get("depth", 0)) + channels
-
-
-def durable(subject: Subject, args: argparse.Namespace) -> PhaseResult:
-    """8 publishers of single PUBs; every OK must survive ``kill -9`` (counted after restart)."""
-    flags, topic = ["--sync-every=1", "--mem-queue-size=0"], "durable_bench"
-    nsqd = subject.start("durable", flags)
-    nsqd.create(topic, CHANNEL)
-    conns = args.durable_connections
-    phase = measured(
-        nsqd, lambda: run_pub(nsqd.tcp, topic, args.size, conns, args.runfor), "durable"
-    )
-    acked = phase.detail["count"]
-    check_count(phase, "durable PUB", acked, nsqd.topic_stats(topic)["message_count"])
-    wait_for(lambda: channel_of(nsqd.topic_stats(topic)).get("depth", 0) >= acked)
-    nsqd.stop(kill=True)
-    again = subject.start("durable-restarted", flags, data=subject.workdir / "durable")
-    try:
-        held = depth_of(again, topic)
-    finally:
-        again.stop()
-    phase.detail["held_after_kill9"] = held
-    phase.figures["durable_lost"] = max(0, acked - held)
-    phase.lines.append(f"  after kill -9 and a restart nsqd holds {held} of {acked} acknowledged")
-    return phase
-
-
-def backlog(subject: Subject, args: argparse.Namespace) -> PhaseResult:
-    """``--backlog`` messages on disk behind NSQ's default memory queue, no consumer: RSS."""
-    nsqd, topic, want = (
-        subject.start("backlog", ["--mem-queue-size=10000"]),
-        "backlog_bench",
-        args.backlog,
-    )
-    nsqd.create(topic, CHANNEL)
-    size, batch, conns = args.size, args.batch_size, args.writer_connections
-    phase = measured(
-        nsqd,
-        lambda: run_writer(nsqd.tcp, topic, size, batch, conns, HARD_CAP_S, want),
-        "backlog_rate",
-    )
-    published = phase.detail["count"]
-    wait_for(lambda: channel_of(nsqd.topic_stats(topic)).get("depth", 0) >= published, HARD_CAP_S)
-    time.sleep(SYNC_SETTLE_S)
-    channel = channel_of(nsqd.topic_stats(topic))
-    phase.figures = {"backlog_rss": nsqd.rss_mib()}
-    phase.detail.update(
-        published=published,
-        depth=channel.get("depth"),
-        backend_depth=channel.get("backend_depth"),
-        peak_rss_mib=nsqd.status_kib("VmHWM") / 1024,
-    )
-    phase.lines.append(
-        f"  {published:,} messages published, channel depth {channel.get('depth')} "
-        f"(on disk {channel.get('backend_depth')}): RSS {phase.figures['backlog_rss']:.1f} MiB"
-    )
-    nsqd.stop()
-    return phase
-
-
-def memory(subject: Subject, args: argparse.Namespace) -> PhaseResult:
-    """``--held`` messages in a topic's channel's memory queue, no consumer: RSS growth."""
-    nsqd, topic, want = (
-        subject.start("memory", ["--mem-queue-size=10000000"]),
-        "memory_bench",
-        args.held,
-    )
-    nsqd.create(topic, CHANNEL)
-    idle = nsqd.rss_mib()
-    size, batch = args.size, args.batch_size
-    phase = measured(
-        nsqd, lambda: run_writer(nsqd.tcp, topic, size, batch, 1, HARD_CAP_S, want), "memory_rate"
-    )
-    published = phase.detail["count"]
-    wait_for(lambda: channel_of(nsqd.topic_stats(topic)).get("depth", 0) >= published)
-    held_rss = nsqd.rss_mib()
-    payload_mib = published * size / (1024 * 1024)
-    phase.figures = {"memory_ratio": (held_rss - idle) / payload_mib if payload_mib else 0.0}
-    phase.detail.update(idle_rss_mib=idle, held_rss_mib=held_rss, payload_mib=payload_mib)
-    phase.lines.append(
-        f"  {published:,} x {size} B held: RSS {idle:.1f} -> {held_rss:.1f} MiB, growth "
-        f"{held_rss - idle:.1f} MiB for {payload_mib:.1f} MiB of payload "
-        f"= {phase.figures['memory_ratio']:.2f}x"
-    )
-    nsqd.stop()
-    return phase
-
-
-PHASES: dict[str, Callable[[Subject, argparse.Namespace], PhaseResult]] = {
-    "publish": publish,
-    "consume": consume,
-    "pub": pub,
-    "http-pub": http_phase(mpub=False, close=False),
-    "http-pub-close": http_phase(mpub=False, close=True),
-    "http-mpub": http_phase(mpub=True, close=False),
-    "http-mpub-close": http_phase(mpub=True, close=True),
-    "durable": durable,
-    "backlog": backlog,
-    "memory": memory,
-}

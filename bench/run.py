@@ -24,13 +24,29 @@ import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nsq_load import parse_duration, positive
 from nsqd_process import default_nsqd_cmd, pick_cpus
-from phases import PHASES, PhaseResult, Subject
+from own_nsqd_phases import backlog, durable, memory
+from phases import PhaseResult, Subject, consume, http_phase, pub, publish
 from report import print_figures, print_ratios, ratios, verdicts
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+PHASES: dict[str, Callable[[Subject, argparse.Namespace], PhaseResult]] = {
+    "publish": publish,
+    "consume": consume,
+    "pub": pub,
+    "http-pub": http_phase(mpub=False, close=False),
+    "http-pub-close": http_phase(mpub=False, close=True),
+    "http-mpub": http_phase(mpub=True, close=False),
+    "http-mpub-close": http_phase(mpub=True, close=True),
+    "durable": durable,
+    "backlog": backlog,
+    "memory": memory,
+}
 NEEDS = {"consume": "publish"}  # consume drains the backlog publish left
 
 

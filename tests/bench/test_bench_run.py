@@ -16,10 +16,14 @@ from typing import Any
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
+# bench/ is a directory of scripts importing each other by plain names; it is on sys.path only
+# while these imports run, so that bench/client.py cannot shadow the tests' own ``client``
 sys.path.insert(0, str(BENCH))
-
-from latency import Samples, merged, percentile  # noqa: E402
-from run import exit_status, parse_phases  # noqa: E402
+try:
+    from latency import Samples, merged, percentile
+    from run import exit_status, parse_phases
+finally:
+    sys.path.remove(str(BENCH))
 
 
 def bench_run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
