@@ -33,6 +33,7 @@ class PhaseResult:
 
     figures: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[str, tuple[float, float]] = field(default_factory=dict)  # p50, p99
+    nsqd_us: dict[str, str] = field(default_factory=dict)  # nsqd CPU per unit, "12.3/msg"
     lines: list[str] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
@@ -75,18 +76,27 @@ class Subject:
 
 
 def measured(nsqd: Nsqd, load: Callable[[], LoadResult], key: str) -> PhaseResult:
-    """Run one load; its rate becomes figure ``key``; note nsqd's cores meanwhile."""
-    cpu, wall = nsqd.cpu_seconds(), time.monotonic()
+    """Run one load; its rate becomes figure ``key``. Also nsqd's CPU meanwhile, as cores and
+    as CPU time per unit of work: on a shared machine the latter is the steadier figure."""
+    cpu = nsqd.cpu_seconds()
     result = load()
-    cores = (nsqd.cpu_seconds() - cpu) / max(1e-9, time.monotonic() - wall)
+    cpu = nsqd.cpu_seconds() - cpu  # includes the connections' set-up: a little over
     if nsqd.proc.poll() is not None:
         raise RuntimeError(f"nsqd died during {result.name}:\n{nsqd.log_tail()}")
+    cores = cpu / result.seconds if result.seconds > 0 else 0.0
+    unit = "msg" if result.unit == "msgs" else "req"
+    per_unit = cpu * 1e6 / result.count if result.count else 0.0
+    cost = f"{per_unit:.2f} us/{unit}"
+    if result.batch > 1:
+        cost += f", {per_unit / result.batch:.2f} us/msg"
     phase = PhaseResult(
         figures={key: result.rate},
-        lines=[f"{result.line()}  [nsqd CPU {cores:.2f} cores]"],
-        detail={**result.as_dict(), "nsqd_cores": cores},
+        nsqd_us={key: f"{per_unit:.2f}/{unit}"},
+        lines=[f"{result.line()}  [nsqd CPU {cores:.2f} cores, {cost}]"],
+        detail={**result.as_dict(), "nsqd_cpu_seconds": cpu, "nsqd_cores": cores},
         failures=list(result.failures),
     )
+    phase.detail[f"nsqd_us_per_{unit}"] = per_unit
     if result.p99:
         phase.latency_ms[key] = (result.p50 * 1000, result.p99 * 1000)
     return phase

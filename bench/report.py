@@ -104,18 +104,21 @@ def print_figures(
 ) -> None:
     """One subject's figures next to their targets (and p50/p99 latency where measured);
     the targets are pnsq's, so Go's figures are printed without them (``judged=False``)."""
-    figures, latency = result["figures"], result["latency_ms"]
+    figures, latency, cost = result["figures"], result["latency_ms"], result["nsqd_us"]
     checked = verdicts(figures) if judged else {}
     print(f"\n{label}:")
-    print(f"| {'figure':<40} | {'measured':>16} | {'p50 / p99 ms':>13} | {'target':>16} | ok  |")
-    print(f"|{'-' * 42}|{'-' * 18}|{'-' * 15}|{'-' * 18}|-----|")
+    print(
+        f"| {'figure':<40} | {'measured':>16} | {'p50 / p99 ms':>15} | {'nsqd CPU us':>12} "
+        f"| {'target':>16} | ok  |"
+    )
+    print(f"|{'-' * 42}|{'-' * 18}|{'-' * 17}|{'-' * 14}|{'-' * 18}|-----|")
     for key, figure in FIGURES.items():
         if key not in figures:
             continue
         mark = ("yes" if checked[key]["passed"] else "NO") if key in checked else ""
         print(
             f"| {figure.label.format(**options):<40} | {figure.show(figures[key]):>16} "
-            f"| {latency_text(latency, key):>13} "
+            f"| {latency_text(latency, key):>15} | {cost.get(key, ''):>12} "
             f"| {figure.show_target() if judged else '':>16} | {mark:<3} |"
         )
 

@@ -101,15 +101,18 @@ def run_subject_phase(name: str, subject: Subject, args: argparse.Namespace) -> 
 def collect(subject: Subject, results: dict[str, PhaseResult]) -> dict[str, Any]:
     figures: dict[str, float] = {}
     latency: dict[str, tuple[float, float]] = {}
+    nsqd_us: dict[str, str] = {}
     for result in results.values():
         figures.update(result.figures)
         latency.update(result.latency_ms)
+        nsqd_us.update(result.nsqd_us)
     if subject.shared is not None:
         figures["idle_rss"] = subject.idle_rss_mib
     return {
         "cmd": list(subject.cmd),
         "figures": figures,
         "latency_ms": latency,
+        "nsqd_us": nsqd_us,
         "verdicts": verdicts(figures),
         "phases": {name: asdict(result) for name, result in results.items()},
         "failures": [f"{n}: {f}" for n, r in results.items() for f in r.failures],
