@@ -16,6 +16,7 @@ the generators are in bench/run.py; the fake processes are stopped by their PIDs
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import os
@@ -157,35 +158,43 @@ class FakeNsqd:
             proc.join(5)
 
 
-def loads(fake: FakeNsqd, runfor: float) -> list[tuple[str, Callable[[], LoadResult]]]:
-    tcp, http = fake.tcp, fake.http
-    return [
-        ("writer (MPUB 200 x 200 B)", lambda: run_writer(tcp, "t", 200, 200, 2, runfor)),
-        ("reader (RDY 2500), 1 conn", lambda: run_reader(tcp, "t", "c", 1, 2500, runfor)),
-        ("reader (RDY 2500), 2 conns", lambda: run_reader(tcp, "t", "c", 2, 2500, runfor)),
-        ("pub (single PUB)", lambda: run_pub(tcp, "t", 200, 8, runfor)),
-        *(
-            (
-                f"http {'mpub x 200' if batch > 1 else 'pub'}{', close' if close else ''}",
-                lambda conns=conns, batch=batch, close=close: run_http_pub(
-                    http, "t", 200, conns, runfor, batch, close
-                ),
-            )
-            for batch, close, conns_list in (
-                (1, False, (4, 16)),
-                (1, True, (4, 16)),
-                (200, False, (16,)),
-                (200, True, (16,)),
-            )
-            for conns in conns_list
-        ),
-    ]
+def loads(
+    tcp: tuple[str, int], http: tuple[str, int], runfor: float
+) -> dict[str, Callable[[], LoadResult]]:
+    """Every generator as bench/run.py runs it, by name (nothing runs until called)."""
+    table: dict[str, Callable[[], LoadResult]] = {
+        "writer-2": lambda: run_writer(tcp, "t", 200, 200, 2, runfor),
+        "reader-1": lambda: run_reader(tcp, "t", "c", 1, 2500, runfor),
+        "reader-2": lambda: run_reader(tcp, "t", "c", 2, 2500, runfor),
+        "pub-8": lambda: run_pub(tcp, "t", 200, 8, runfor),
+    }
+    for path, batch in (("pub", 1), ("mpub", 200)):
+        for close in (False, True):
+            for conns in (4, 16) if batch == 1 else (16,):
+                name = f"http-{path}{'-close' if close else ''}-{conns}"
+                table[name] = functools.partial(
+                    run_http_pub, http, "t", 200, conns, runfor, batch, close
+                )
+    return table
+
+
+NAMES = tuple(loads((ALLOWED_HOST, 0), (ALLOWED_HOST, 0), 1.0))
+
+
+def parse_only(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if unknown := [name for name in names if name not in NAMES]:
+        raise argparse.ArgumentTypeError(
+            f"unknown generator(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}"
+        )
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runfor", type=parse_duration, default=3.0, help="per generator")
     parser.add_argument("--fake-workers", type=positive, default=20, help="per listener")
+    parser.add_argument("--only", type=parse_only, help="comma-separated generator names")
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -195,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {cpus[1]})
     rows: list[dict[str, Any]] = []
     try:
-        for name, load in loads(fake, args.runfor):
+        for name, load in loads(fake.tcp, fake.http, args.runfor).items():
+            if args.only and name not in args.only:
+                continue
             result = load()
             cores = result.generator_cpu_seconds / result.seconds if result.seconds else 0.0
             rows.append({"generator": name, **result.as_dict(), "generator_cores": cores})

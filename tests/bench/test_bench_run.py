@@ -135,3 +135,20 @@ def test_go_bin_without_nsqd_is_a_usage_error(tmp_path: Path) -> None:
     done = bench_run("--go-bin", str(tmp_path), "--phases", "pub")
     assert done.returncode == 2
     assert "no executable nsqd in" in done.stderr
+
+
+@pytest.mark.timeout(60)
+def test_generator_ceiling_runs_generators_against_the_fake_nsqd() -> None:
+    only = "writer-2,reader-1,pub-8,http-pub-4,http-mpub-close-16"
+    command = [sys.executable, str(BENCH / "generator_ceiling.py"), "--no-pin", "--json"]
+    command += ["--only", only, "--runfor", "0.2s", "--fake-workers", "17"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=50, check=False)
+    assert done.returncode == 0, done.stderr
+    rows = {row["generator"]: row for row in json.loads(done.stdout)}
+    assert list(rows) == only.split(",")
+    for name, row in rows.items():
+        assert row["failures"] == [], name
+        assert row["errors"] == 0, name
+        assert row["count"] > 0, name
+    assert rows["http-mpub-close-16"]["batch"] == 200
+    assert rows["pub-8"]["p99"] >= rows["pub-8"]["p50"] > 0
