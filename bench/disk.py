@@ -109,7 +109,9 @@ def backlog(args: argparse.Namespace, tmp: str, cpus: tuple[int, int] | None) ->
     try:
         published = 0
         while published < args.backlog:
-            published += run_writer(nsqd.tcp, TOPIC, 200, 200, 2, 5.0).count
+            published += run_writer(
+                nsqd.tcp, TOPIC, 200, 200, 2, 60.0, args.backlog - published
+            ).count
         deadline = time.monotonic() + 60
         while depth(nsqd)[0] < published and time.monotonic() < deadline:
             time.sleep(0.2)
