@@ -128,14 +128,22 @@ class Nsqd:
             if status != 200:
                 raise RuntimeError(f"POST {path} answered {status} {body[:200]!r}")
 
-    def topic_stats(self, topic: str) -> dict[str, Any]:
-        """NSQ 1.x ``/stats?format=json`` of one topic (``{}`` if it does not exist)."""
-        status, body = self.request("GET", f"/stats?format=json&topic={topic}")
+    def topics(self, query: str = "") -> list[dict[str, Any]]:
+        """The topics of NSQ 1.x ``/stats?format=json`` (``query``: e.g. ``&topic=t``)."""
+        status, body = self.request("GET", f"/stats?format=json{query}")
         if status != 200:
             raise RuntimeError(f"GET /stats answered {status} {body[:200]!r}")
         document = json.loads(body)
-        topics = document.get("topics", document.get("data", {}).get("topics", []))
+        topics: list[dict[str, Any]] = document.get("topics", [])
+        return topics
+
+    def topic_stats(self, topic: str) -> dict[str, Any]:
+        """One topic's stats (``{}`` if it does not exist)."""
+        topics = self.topics(f"&topic={topic}")
         return next((t for t in topics if t.get("topic_name") == topic), {})
+
+    def topic_names(self) -> list[str]:
+        return [str(t["topic_name"]) for t in self.topics()]
 
     def status_kib(self, field: str) -> int:
         """``VmRSS``/``VmHWM`` summed over nsqd and its descendants, in KiB."""
