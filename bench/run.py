@@ -4,9 +4,10 @@
     .venv/bin/python bench/run.py [--phases publish,consume,...] [--runfor 10s] [--json]
     .venv/bin/python bench/run.py --go-bin DIR    # Go's nsqd beside pnsq, with ratios
 
-Phases (phases.py): MPUB publish and consume (NSQ's bench_writer / bench_reader), single PUB
-over TCP, HTTP /pub and /mpub with and without keep-alive, durable single PUB
-(``--sync-every=1``), RSS with a backlog on disk, and RSS growth with messages held in memory.
+Phases (phases.py, own_nsqd_phases.py): MPUB publish and consume (NSQ's bench_writer and
+bench_reader), single PUB over TCP, HTTP /pub and /mpub with and without keep-alive, durable
+single PUB (``--sync-every=1``), RSS with a backlog on disk, and RSS growth with messages held
+in memory.
 With ``--go-bin`` every phase runs against Go's nsqd and then pnsq, back to back, so both see
 the same machine; then a table of pnsq / Go ratios. Only NSQ's standard flags, TCP V2 and HTTP
 are used, so any NSQ 1.3 nsqd can be measured. Load goes to 127.0.0.1 only; each phase is
