@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from nsq_load import LoadResult, parse_duration, positive, run_writer
-from run import Nsqd, default_nsqd_cmd, pick_cpus
+from nsqd_process import Nsqd, default_nsqd_cmd, pick_cpus
 
 SIZE, BATCH = 200, 200
 

@@ -38,7 +38,8 @@ from typing import Any
 
 import trio
 from nsq_load import ALLOWED_HOST, parse_duration, positive, run_writer
-from run import TOPIC, Nsqd, default_nsqd_cmd, pick_cpus
+from nsqd_process import Nsqd, default_nsqd_cmd, pick_cpus
+from phases import TOPIC
 
 TARGET_COST = 0.02
 MAX_PAIRS = 10
