@@ -17,14 +17,14 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..wire.errors import FinFailedError, ReqFailedError, SubFailedError, TouchFailedError
 from ..wire.names import is_ephemeral
 from .backend import READ_AHEAD, BackendQueue, NoBackend, OnRead
 from .in_flight import DeferredQueue, InFlightQueue
-from .message import Message
+from .message import Item, Message, Queued
 from .quantile import Quantile
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class Channel:
         self._host = host
         self._delete = delete
         self._mem_size = host.options.mem_queue_size
-        self.memory: deque[Message] = deque()
+        self.memory: deque[Item] = deque()
         self.backend: BackendQueue = (
             NoBackend()
             if self.ephemeral
@@ -108,27 +108,52 @@ class Channel:
 
     # -- putting messages in ----------------------------------------------------------------
 
-    def put(self, messages: list[Message], now: float) -> None:
-        """Queue published messages (the topic checked ``has_room`` first).
+    def put_queued(self, queued: list[Queued], now: float) -> None:
+        """Queue a publish's messages (the topic checked ``has_room`` first): the hot path.
+
+        One ``extend`` when the whole batch fits in memory and nothing waits on disk; the
+        tuples are shared with the topic's other channels, which is safe as they are immutable.
+        """
+        memory = self.memory
+        if self.ephemeral or (
+            not self._durable
+            and len(memory) + len(queued) <= self._mem_size
+            and not self.backend.depth()
+        ):
+            self.message_count += len(queued)
+            memory.extend(queued)
+            self.dispatch(now)
+            if self.ephemeral and len(memory) > self._mem_size:
+                self._drop_overflow()
+        else:
+            self.put(queued, now)
+
+    def put(self, items: Sequence[Item], now: float) -> None:
+        """Queue messages, one by one (the topic checked ``has_room`` first).
 
         Memory while it has room and nothing waits on disk (so the disk backlog drains in
         order); otherwise disk. Durable mode (``--sync-every=1``) puts everything on disk,
         deferred messages too, with their time.
         """
-        self.message_count += len(messages)
+        self.message_count += len(items)
         memory, mem_size, backend = self.memory, self._mem_size, self.backend
         durable, ephemeral = self._durable, self.ephemeral
-        for msg in messages:
-            if msg.deliver_at > now and not durable:
-                self._defer(msg, msg.deliver_at)
+        for item in items:
+            if isinstance(item, Message) and item.deliver_at > now and not durable:
+                self._defer(item, item.deliver_at)
             elif ephemeral or (not durable and len(memory) < mem_size and not backend.depth()):
-                memory.append(msg)
-            elif not backend.put(msg, now):
-                memory.append(msg)  # has_room() said yes; never lose an accepted message
+                memory.append(item)
+            elif not backend.put(Message.of(item), now):
+                memory.append(item)  # has_room() said yes; never lose an accepted message
         self.dispatch(now)
-        if ephemeral and len(memory) > mem_size:  # NSQ's ephemeral channels drop the overflow
-            for _ in range(len(memory) - mem_size):
-                memory.pop()
+        if ephemeral and len(memory) > mem_size:
+            self._drop_overflow()
+
+    def _drop_overflow(self) -> None:
+        """NSQ's ephemeral channels drop what does not fit in memory (the newest)."""
+        memory = self.memory
+        for _ in range(len(memory) - self._mem_size):
+            memory.pop()
 
     def _disk_read(self, messages: list[Message]) -> None:
         """Messages read back from the disk queue."""
@@ -172,14 +197,14 @@ class Channel:
         if len(from_disk) < READ_AHEAD // 2:
             self.backend.request_read()
 
-    def _deliver(self, now: float, memory: deque[Message], from_disk: deque[Message]) -> None:
+    def _deliver(self, now: float, memory: deque[Item], from_disk: deque[Message]) -> None:
         ready = [c for c in self.clients.values() if c.in_flight_count < c.ready_count]
         if not ready:
             return
         in_flight = self.in_flight
         shortest = math.inf
         while ready and (memory or from_disk):
-            source = memory or from_disk
+            source: deque[Item] = memory or from_disk  # type: ignore[assignment]
             for client in ready:
                 room = min(client.ready_count - client.in_flight_count, len(source))
                 if len(ready) > 1:
@@ -190,7 +215,10 @@ class Channel:
                 shortest = min(shortest, timeout)
                 sample_rate = client.sample_rate
                 for _ in range(room):
-                    msg = source.popleft()
+                    item = source.popleft()
+                    msg = (
+                        item if isinstance(item, Message) else Message(*item)
+                    )  # Message.of, inlined
                     if sample_rate and random.randint(0, 99) > sample_rate:
                         msg.done()
                         continue  # NSQ's sampling: this channel loses the message
@@ -322,7 +350,11 @@ class Channel:
         """
         self.exiting = True
         backend = self.backend
-        held = [*self.memory, *self.in_flight.messages.values(), *self.deferred.messages.values()]
+        held = [
+            *map(Message.of, self.memory),
+            *self.in_flight.messages.values(),
+            *self.deferred.messages.values(),
+        ]
         for msg in held:
             if backend.put(msg, now):
                 msg.done()
@@ -332,5 +364,7 @@ class Channel:
 
     def peek(self, n: int) -> list[Message]:
         """The next ``n`` messages waiting for delivery, left where they are."""
-        waiting = list(itertools.islice(itertools.chain(self.memory, self.backend.ready), n))
+        waiting = list(
+            map(Message.of, itertools.islice(itertools.chain(self.memory, self.backend.ready), n))
+        )
         return waiting + self.backend.peek(n - len(waiting)) if len(waiting) < n else waiting
