@@ -18,7 +18,6 @@ held by (a client, a disk queue) only by the little it needs of them (``Holder``
 from __future__ import annotations
 
 import time
-from binascii import hexlify
 from typing import Protocol
 
 # NSQ's epoch for message IDs: 2010-11-04 (ms >> 20 units of ns), as in its guid.go.
@@ -100,5 +99,17 @@ class IdFactory:
 
     def take(self, n: int) -> list[bytes]:
         start = max(self._last + 1, ((time.time_ns() >> 20) - _TWEPOCH) << 22 | self._node)
-        self._last = start + n - 1
-        return [hexlify(i.to_bytes(8, "big")) for i in range(start, start + n)]
+        stop = start + n
+        self._last = stop - 1
+        # IDs in one 4096-block share their first 13 hex digits: one prefix, joined to
+        # precomputed 3-digit tails (~30 ns an ID against ~70 for hexlify of each).
+        ids: list[bytes] = []
+        while start < stop:
+            low = start & 0xFFF
+            block = min(stop - start, 0x1000 - low)
+            ids += map((b"%013x" % (start >> 12)).__add__, _TAILS[low : low + block])
+            start += block
+        return ids
+
+
+_TAILS = [b"%03x" % i for i in range(0x1000)]

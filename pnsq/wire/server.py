@@ -43,7 +43,7 @@ from .errors import (
     ProtocolError,
 )
 from .frames import MSG_ID_LENGTH
-from .mpub import check_mpub_count, check_mpub_part
+from .mpub import check_mpub_count, check_mpub_part, uniform_parts
 from .names import is_valid_name
 
 MAX_LINE_LENGTH = 16 * 1024  # Go nsqd reads lines through a 16 KiB bufio buffer
@@ -131,7 +131,8 @@ class CommandReader:
         # The topic of an MPUB whose body is being read: NSQ creates the topic before it reads
         # the body, so a server that mirrors that creates it even when the body is bad.
         self.pending_topic: str | None = None
-        self._mpub_scan: tuple[int, int, int] | None = None  # (command start, position, part)
+        # An MPUB read in part: (command start, position, the parts so far).
+        self._mpub_scan: tuple[int, int, list[bytes]] | None = None
         self._need_magic = expect_magic
         self._buf = bytearray()
         self._pos = 0
@@ -358,31 +359,38 @@ class CommandReader:
         (count,) = _INT32.unpack_from(buf, start + 4)
         check_mpub_count(count, self.max_body_size)
         # NSQ reads the parts straight from the stream and never reconciles them with the outer
-        # size, so neither do we. The scan of part headers resumes where the last read left it
-        # (the buffer before an incomplete command never moves), so a large MPUB costs O(n).
-        scan = self._mpub_scan
-        pos, i = (scan[1], scan[2]) if scan is not None and scan[0] == start else (start + 8, 0)
+        # size, so neither do we.
+        whole = uniform_parts(buf, start + 8, count, self.max_msg_size) or self._mpub_parts(
+            start, count
+        )
+        if whole is None:
+            return None
+        self._mpub_scan = self.pending_topic = None
+        return MPub(topic, whole[0]), whole[1]
+
+    def _mpub_parts(self, start: int, count: int) -> tuple[list[bytes], int] | None:
+        """The parts one by one, or None for more data. The scan resumes where the last read
+        left it (the buffer before an incomplete command never moves), so a large MPUB costs
+        O(n) however it arrives."""
+        buf, scan = self._buf, self._mpub_scan
+        pos, bodies = (
+            (scan[1], scan[2]) if scan is not None and scan[0] == start else (start + 8, [])
+        )
         have, max_msg_size, unpack = len(buf), self.max_msg_size, _INT32.unpack_from
-        while i < count:
+        for i in range(len(bodies), count):
             if have < pos + 4:
-                self._mpub_scan = (start, pos, i)
+                self._mpub_scan = (start, pos, bodies)
                 return None
             (size,) = unpack(buf, pos)
             check_mpub_part(i, size, max_msg_size)
-            if have < pos + 4 + size:
-                self._mpub_scan = (start, pos, i)
+            end = pos + 4 + size
+            if have < end:
+                self._mpub_scan = (start, pos, bodies)
                 return None
-            pos += 4 + size
-            i += 1
+            bodies.append(bytes(buf[pos + 4 : end]))
+            pos = end
         self._mpub_scan = None
-        self.pending_topic = None
-        bodies = []
-        pos = start + 8
-        for _ in range(count):
-            (size,) = unpack(buf, pos)
-            bodies.append(bytes(buf[pos + 4 : pos + 4 + size]))
-            pos += 4 + size
-        return MPub(topic, bodies), pos
+        return bodies, pos
 
     def _rdy(self, params: list[bytes], start: int) -> tuple[Command, int] | None:
         if self.state == ClientState.CLOSING:
