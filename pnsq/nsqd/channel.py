@@ -198,40 +198,48 @@ class Channel:
             self.backend.request_read()
 
     def _deliver(self, now: float, memory: deque[Item], from_disk: deque[Message]) -> None:
+        """Share the queue out among the ready clients, each share in one batch.
+
+        Each client takes at most its fair share of what is queued (so a small backlog is
+        split evenly) and the client served last goes to the back of the order, so the round
+        robin carries over to the next dispatch, even for one message at a time.
+        """
         ready = [c for c in self.clients.values() if c.in_flight_count < c.ready_count]
         if not ready:
             return
-        in_flight = self.in_flight
         shortest = math.inf
         while ready and (memory or from_disk):
             source: deque[Item] = memory or from_disk  # type: ignore[assignment]
+            share = -(-len(source) // len(ready))
             for client in ready:
-                room = min(client.ready_count - client.in_flight_count, len(source))
+                room = min(client.ready_count - client.in_flight_count, share, len(source))
                 if len(ready) > 1:
-                    room = min(room, 1)
-                    # Last served goes last: the round robin carries over to the next dispatch.
                     self.clients[client.id] = self.clients.pop(client.id)
-                timeout = client.msg_timeout
-                shortest = min(shortest, timeout)
-                sample_rate = client.sample_rate
-                for _ in range(room):
-                    item = source.popleft()
-                    msg = (
-                        item if isinstance(item, Message) else Message(*item)
-                    )  # Message.of, inlined
-                    if sample_rate and random.randint(0, 99) > sample_rate:
-                        msg.done()
-                        continue  # NSQ's sampling: this channel loses the message
-                    msg.attempts = (msg.attempts + 1) & 0xFFFF
-                    msg.client = client
-                    msg.delivered_at = now
-                    in_flight.add(msg, timeout, now)
-                    client.send_message(msg)
+                shortest = min(shortest, client.msg_timeout)
+                self._hand_out(client, source, room, now)
                 if not source:
                     break
             ready = [c for c in ready if c.in_flight_count < c.ready_count]
         if now + shortest < self.wake_at:
             self._host.schedule(self, now + shortest)
+
+    def _hand_out(self, client: ClientV2, source: deque[Item], n: int, now: float) -> None:
+        """The next ``n`` queued messages to ``client``: in flight, then in its output."""
+        sample_rate = client.sample_rate
+        batch: list[Message] = []
+        for _ in range(n):
+            item = source.popleft()
+            msg = item if isinstance(item, Message) else Message(*item)  # Message.of, inlined
+            if sample_rate and random.randint(0, 99) > sample_rate:
+                msg.done()
+                continue  # NSQ's sampling: this channel loses the message
+            msg.attempts = (msg.attempts + 1) & 0xFFFF
+            msg.client = client
+            msg.delivered_at = now
+            batch.append(msg)
+        if batch:
+            self.in_flight.add_many(batch, client.msg_timeout, now)
+            client.send_messages(batch)
 
     def process_timers(self, now: float) -> None:
         """Requeue what timed out in flight, release what is no longer deferred, dispatch."""
@@ -278,6 +286,32 @@ class Channel:
         client.finish_count += 1
         if self.e2e is not None:
             self.e2e.insert(time.time_ns() - msg.timestamp, now)
+
+    def finish_many(self, client: ClientV2, ids: list[bytes], now: float) -> list[FinFailedError]:
+        """FIN each of ``ids`` in order (a consumer's run of FINs); the failures, in order."""
+        failed: list[FinFailedError] = []
+        held, in_flight, e2e = self.in_flight.messages, self.in_flight, self.e2e
+        done = 0
+        for msg_id in ids:
+            msg = held.get(msg_id)
+            if msg is None or msg.client is not client:
+                failed.append(self._fin_failed(client, msg_id))
+                continue
+            in_flight.remove(msg)
+            msg.client = None
+            if msg.origin is not None:
+                msg.done()
+            if e2e is not None:
+                e2e.insert(time.time_ns() - msg.timestamp, now)
+            done += 1
+        client.in_flight_count -= done
+        client.finish_count += done
+        return failed
+
+    def _fin_failed(self, client: ClientV2, msg_id: bytes) -> FinFailedError:
+        reason = self._owned(client, msg_id)
+        assert isinstance(reason, str)
+        return FinFailedError(f"FIN {msg_id.decode('latin-1')} failed {reason}")
 
     def requeue(self, client: ClientV2, msg_id: bytes, delay: float, now: float) -> None:
         msg = self._pop_owned(client, msg_id)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from ..wire.errors import BadBodyError
+from ..wire.errors import BadBodyError, FinFailedError
 from ..wire.frames import (
     FRAME_TYPE_MESSAGE,
     MESSAGE_FRAME_EXTRA,
@@ -37,6 +37,10 @@ class Subscription(Protocol):
     def dispatch(self, now: float) -> None: ...
 
     def finish(self, client: ClientV2, msg_id: bytes, now: float) -> None: ...
+
+    def finish_many(
+        self, client: ClientV2, ids: list[bytes], now: float
+    ) -> list[FinFailedError]: ...
 
     def requeue(self, client: ClientV2, msg_id: bytes, delay: float, now: float) -> None: ...
 
@@ -105,6 +109,24 @@ class ClientV2:
             len(body) + MESSAGE_FRAME_EXTRA, FRAME_TYPE_MESSAGE, msg.timestamp, msg.attempts, msg.id
         )
         out += body
+        if self._lot:
+            self._lot.unpark_all()
+
+    def send_messages(self, batch: list[Message]) -> None:
+        """``send_message`` for each of a batch, with one wake-up of the writer."""
+        self.in_flight_count += len(batch)
+        self.message_count += len(batch)
+        out, pack = self.out, _PACK_HEADER
+        for msg in batch:
+            body = msg.body
+            out += pack(
+                len(body) + MESSAGE_FRAME_EXTRA,
+                FRAME_TYPE_MESSAGE,
+                msg.timestamp,
+                msg.attempts,
+                msg.id,
+            )
+            out += body
         if self._lot:
             self._lot.unpark_all()
 

@@ -39,6 +39,18 @@ class InFlightQueue:
             fifo = self._fifos[timeout] = {}
         fifo[msg.id] = msg
 
+    def add_many(self, batch: list[Message], timeout: float, now: float) -> None:
+        """``add`` for each of a non-empty batch delivered at once with one timeout."""
+        deadline = now + timeout
+        messages = self.messages
+        fifo = self._fifos.get(timeout)
+        if fifo is None:
+            fifo = self._fifos[timeout] = {}
+        for msg in batch:
+            msg.deadline = deadline
+            msg.bucket = timeout
+            messages[msg.id] = fifo[msg.id] = msg
+
     def remove(self, msg: Message) -> None:
         del self.messages[msg.id]
         self._unfile(msg)

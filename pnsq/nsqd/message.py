@@ -101,6 +101,8 @@ class IdFactory:
         start = max(self._last + 1, ((time.time_ns() >> 20) - _TWEPOCH) << 22 | self._node)
         stop = start + n
         self._last = stop - 1
+        if n == 1:
+            return [b"%016x" % start]
         # IDs in one 4096-block share their first 13 hex digits: one prefix, joined to
         # precomputed 3-digit tails (~30 ns an ID against ~70 for hexlify of each).
         ids: list[bytes] = []

@@ -101,6 +101,7 @@ class ConnectionV2:
         self.read_deadline = math.inf  # while the reader waits for data (kept by the writer)
         self._writer_idle = False  # parked with nothing half sent: the reader may write
         self._fd = _plain_fd(stream)  # -1: TLS, compression, or not a socket
+        self._more = False  # the last read filled the buffer (otherwise the socket is drained)
         if nsqd.tls_required != "false":
             client.reader.require_tls()
 
@@ -142,43 +143,46 @@ class ConnectionV2:
     async def _receive(self) -> bytes | bytearray:
         """The next bytes from the client (b"" once it has gone).
 
-        A plain TCP stream is read with ``os.read`` on its descriptor: trio's ``receive_some``
-        costs two scheduler passes and the caller's cancel scope per read, more than the
-        command it brings. The read timeout (NSQ's: twice the heartbeat interval) is kept by
-        the writer, which wakes at ``read_deadline``; it is set only while waiting for data.
+        NSQ's read timeout (twice the heartbeat interval) is kept by the writer, which wakes
+        at ``read_deadline``; it is set only while this waits for data, so no read needs a
+        cancel scope of its own.
         """
-        fd = self._fd
         interval = self.client.heartbeat_interval
-        if fd < 0:
-            self.read_deadline = trio.current_time() + 2 * interval if interval > 0 else math.inf
-            try:
-                return await self.stream.receive_some(RECEIVE_SIZE)
-            except CompressionError as err:
-                log.error("[%s] - failed to read command - %s", self.client.remote_address, err)
-                return b""
-            finally:
-                self.read_deadline = math.inf
-        try:
-            data = os.read(fd, RECEIVE_SIZE)
-        except BlockingIOError:
-            pass
-        except OSError:
-            return b""  # reset by the client
-        else:
-            await trio.lowlevel.checkpoint()  # a client that never pauses yields now and then
-            return data
+        if self._fd >= 0 and self._more:
+            data = self._read()
+            if data is not None:
+                await trio.lowlevel.checkpoint()  # a client that never pauses yields now and then
+                return data
         self.read_deadline = trio.current_time() + 2 * interval if interval > 0 else math.inf
         try:
+            if self._fd < 0:
+                return await self.stream.receive_some(RECEIVE_SIZE)
             while True:
-                await trio.lowlevel.wait_readable(fd)
-                try:
-                    return os.read(fd, RECEIVE_SIZE)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    return b""
+                await trio.lowlevel.wait_readable(self._fd)
+                data = self._read()
+                if data is not None:
+                    return data
+        except CompressionError as err:
+            log.error("[%s] - failed to read command - %s", self.client.remote_address, err)
+            return b""
         finally:
             self.read_deadline = math.inf
+
+    def _read(self) -> bytes | None:
+        """One ``os.read`` of a plain TCP socket; None when it has nothing yet.
+
+        trio's ``receive_some`` costs two scheduler passes per read, more than the command it
+        brings. A read that does not fill the buffer drained the socket, so the next one waits
+        for readiness first instead of paying a read that fails.
+        """
+        try:
+            data = os.read(self._fd, RECEIVE_SIZE)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""  # reset by the client
+        self._more = len(data) == RECEIVE_SIZE
+        return data
 
     def _flush(self) -> None:
         """Send what this read produced (answers, messages after FINs) without the writer.
@@ -241,12 +245,7 @@ class ConnectionV2:
                 except ProtocolError as err:
                     if err.fatal:
                         raise
-                    log.error(
-                        "[%s] - %s",
-                        client.remote_address,
-                        err.to_bytes().decode("utf-8", "replace"),
-                    )
-                    client.send_frame(FRAME_TYPE_ERROR, err.to_bytes())
+                    self._nonfatal(err)
         except _AskAuthd as ask:
             self._waiting = ask.command
         except ProtocolError as err:
@@ -260,6 +259,13 @@ class ConnectionV2:
                 if client.channel is not None:
                     client.channel.dispatch(now)
         return True
+
+    def _nonfatal(self, err: ProtocolError) -> None:
+        """E_FIN_FAILED and its kind: told to the client, which stays connected."""
+        log.error(
+            "[%s] - %s", self.client.remote_address, err.to_bytes().decode("utf-8", "replace")
+        )
+        self.client.send_frame(FRAME_TYPE_ERROR, err.to_bytes())
 
     def _fatal(self, err: ProtocolError) -> None:
         reader = self.client.reader
@@ -500,10 +506,14 @@ class ConnectionV2:
         self._dispatch = True
 
     def _fin(self, command: cmd.Fin, now: float) -> None:
-        channel = self.client.channel
+        client = self.client
+        channel = client.channel
         assert channel is not None  # the reader only lets FIN through once subscribed
-        channel.finish(self.client, command.id, now)
         self._dispatch = True
+        channel.finish(client, command.id, now)
+        # A consumer FINs in runs: the rest of this one at once, without a command each.
+        for err in channel.finish_many(client, client.reader.take_fins(), now):
+            self._nonfatal(err)
 
     def _req(self, command: cmd.Req, now: float) -> None:
         channel = self.client.channel
