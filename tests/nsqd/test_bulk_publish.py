@@ -107,3 +107,25 @@ async def test_output_bigger_than_the_socket_takes_at_once_arrives_whole_and_in_
             got = await consumer.read_messages(len(bodies))
         assert [m.body for m in got] == bodies
         await wait_until(lambda: len(nsqd.topics["t"].channels["c"].in_flight) == len(bodies))
+
+
+async def test_a_run_of_fins_with_one_not_in_flight_fails_only_that_one(
+    nsqd: NSQD, address: tuple[str, int]
+) -> None:
+    async with (
+        await open_consumer(address, "t", "c", rdy=10) as consumer,
+        await V2Client.connect(address) as producer,
+    ):
+        await producer.mpub("t", [b"%d" % i for i in range(10)])
+        got = await consumer.read_messages(10)
+        stranger = b"ffffffffffffffff"
+        run = [m.id for m in got[:5]] + [stranger] + [m.id for m in got[5:]]
+        await consumer.send(b"".join(b"FIN " + i + b"\n" for i in run))
+        assert await consumer.read_error() == b"E_FIN_FAILED FIN %s failed ID not in flight" % (
+            stranger
+        )
+        assert await consumer.sync() == []  # still connected, nothing redelivered
+        channel = nsqd.topics["t"].channels["c"]
+        assert len(channel.in_flight) == 0
+        (server_consumer,) = channel.clients.values()
+        assert (server_consumer.finish_count, server_consumer.in_flight_count) == (10, 0)
