@@ -157,7 +157,7 @@ class CommandReader:
         }
         self._all_handlers = self._handlers
 
-    def receive_data(self, data: bytes | bytearray) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         self._buf += data
 
     @property
