@@ -288,25 +288,18 @@ class Channel:
             self.e2e.insert(time.time_ns() - msg.timestamp, now)
 
     def finish_many(self, client: ClientV2, ids: list[bytes], now: float) -> list[FinFailedError]:
-        """FIN each of ``ids`` in order (a consumer's run of FINs); the failures, in order."""
-        failed: list[FinFailedError] = []
-        held, in_flight, e2e = self.in_flight.messages, self.in_flight, self.e2e
-        done = 0
-        for msg_id in ids:
-            msg = held.get(msg_id)
-            if msg is None or msg.client is not client:
-                failed.append(self._fin_failed(client, msg_id))
-                continue
-            in_flight.remove(msg)
+        """FIN each of ``ids`` (a consumer's run of FINs); the failures, in order."""
+        taken, refused = self.in_flight.take(ids, client)
+        e2e = self.e2e
+        for msg in taken:
             msg.client = None
             if msg.origin is not None:
                 msg.done()
             if e2e is not None:
                 e2e.insert(time.time_ns() - msg.timestamp, now)
-            done += 1
-        client.in_flight_count -= done
-        client.finish_count += done
-        return failed
+        client.in_flight_count -= len(taken)
+        client.finish_count += len(taken)
+        return [self._fin_failed(client, msg_id) for msg_id in refused]
 
     def _fin_failed(self, client: ClientV2, msg_id: bytes) -> FinFailedError:
         reason = self._owned(client, msg_id)

@@ -55,6 +55,26 @@ class InFlightQueue:
         del self.messages[msg.id]
         self._unfile(msg)
 
+    def take(self, ids: list[bytes], owner: object) -> tuple[list[Message], list[bytes]]:
+        """Remove the messages of ``ids`` that ``owner`` holds (a run of FINs): those
+        messages, and the IDs that are not in flight or held by another client."""
+        messages, fifos = self.messages, self._fifos
+        taken: list[Message] = []
+        refused: list[bytes] = []
+        for msg_id in ids:
+            msg = messages.get(msg_id)
+            if msg is None or msg.client is not owner:
+                refused.append(msg_id)
+                continue
+            del messages[msg_id]
+            if msg.bucket != _IRREGULAR:
+                fifo = fifos[msg.bucket]
+                del fifo[msg_id]
+                if not fifo:
+                    del fifos[msg.bucket]
+            taken.append(msg)
+        return taken, refused
+
     def _unfile(self, msg: Message) -> None:
         if msg.bucket == _IRREGULAR:
             return  # its heap entry is skipped when it surfaces
