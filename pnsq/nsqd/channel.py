@@ -1,10 +1,12 @@
 """A channel: one copy of a topic's stream, shared out among its consumers.
 
 Delivery is synchronous: ``dispatch(now)`` hands queued messages to clients that have room
-under their RDY (round robin) by appending message frames to each client's output buffer; the
-client's writer task sends them in one write. It runs whenever something may have freed room
-or brought messages: a publish, FIN/REQ/RDY (once per socket read, not per command), a timer.
-No task, Event or channel is created per message.
+under their RDY, each its fair share of the queue in one batch (round robin between batches),
+by appending message frames to each client's output buffer, which goes out in one write. It
+runs whenever something may have freed room or brought messages: a publish, FIN/REQ/RDY (once
+per socket read, not per command), a timer. No task, Event or channel is created per message.
+The queue holds a publish's messages as the tuples the topic shares among its channels; a
+message becomes this channel's ``Message`` when it is first delivered (``message.py``).
 
 A channel knows the broker around it only as ``ChannelHost`` (the clock, its backend, its
 timer, the metadata file), and its topic only as the callable that deletes it.

@@ -1,7 +1,8 @@
 """One TCP client of nsqd: its settings (from IDENTIFY), counters, and output buffer.
 
-Frames are appended to ``out``; the connection's writer task sends whatever has accumulated in
-one write. ``send_message`` is the delivery hot path: one struct pack and two appends.
+Frames are appended to ``out``, sent in one write per socket read or writer wake-up.
+``send_messages`` is the delivery hot path: a channel hands a client its share of the queue at
+once, one struct pack and two appends per message and one wake-up per batch.
 A client sits below the channel that delivers to it: it knows its channel only as the
 ``Subscription`` below.
 """
@@ -99,21 +100,11 @@ class ClientV2:
 
     # -- output ---------------------------------------------------------------------------
 
-    def send_message(self, msg: Message) -> None:
-        self.in_flight_count += 1
-        self.message_count += 1
-        # wire's pack_message_frame_into, inlined: a call per message costs ~15 ns more
-        out = self.out
-        body = msg.body
-        out += _PACK_HEADER(
-            len(body) + MESSAGE_FRAME_EXTRA, FRAME_TYPE_MESSAGE, msg.timestamp, msg.attempts, msg.id
-        )
-        out += body
-        if self._lot:
-            self._lot.unpark_all()
-
     def send_messages(self, batch: list[Message]) -> None:
-        """``send_message`` for each of a batch, with one wake-up of the writer."""
+        """Frame a batch of deliveries into ``out`` and wake the writer once.
+
+        wire's ``pack_message_frame_into``, inlined: a call per message costs ~15 ns more.
+        """
         self.in_flight_count += len(batch)
         self.message_count += len(batch)
         out, pack = self.out, _PACK_HEADER

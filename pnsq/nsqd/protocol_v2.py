@@ -1,8 +1,10 @@
 """Serving one TCP client with protocol V2: a reader task and a writer task.
 
-The reader parses every complete command of a socket read, acts on each, and wakes the writer
-once; the writer sends everything that accumulated in one ``send_all`` and owns the heartbeat
-ticker. A fatal error is queued behind the output already there, flushed, and the connection
+The reader parses every complete command of a socket read, acts on each, and sends what that
+produced in one write: itself on a plain socket while the writer is parked (``plain_socket``),
+otherwise by waking the writer. The writer sends everything else that accumulates (messages
+published by other connections) in one ``send_all``, owns the heartbeat ticker, and closes a
+client that sent nothing for two heartbeat intervals (NSQ's read deadline). A fatal error is queued behind the output already there, flushed, and the connection
 closed. A bug while serving a client is logged with its traceback and closes that connection
 only. A client that stops reading: the reader stops reading from it once its output passes
 a high-water mark, and a write stalled for a heartbeat interval closes the connection (NSQ's
@@ -14,8 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,7 @@ from ..wire.server import ClientState
 from .auth import AuthQueryError
 from .client_v2 import ClientV2
 from .compression import CompressionError
+from .plain_socket import RECEIVE_SIZE, plain_socket
 from .topic import PutError
 from .upgrade import Upgrade, negotiate, perform
 
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pnsq.nsqd")
 
-RECEIVE_SIZE = 256 * 1024
 HIGH_WATER = 4 * 1024 * 1024  # stop reading a client whose unsent output passes this
 
 
@@ -101,9 +101,7 @@ class ConnectionV2:
         self._upgraded: trio.Event | None = None
         self.read_deadline = math.inf  # while the reader waits for data (kept by the writer)
         self._writer_idle = False  # parked with nothing half sent: the reader may write
-        self._fd = _plain_fd(stream)  # -1: TLS, compression, or not a socket
-        self._more = False  # the last read filled the buffer (otherwise the socket is drained)
-        self._rbuf = _receive_buffer()
+        self._sock = plain_socket(stream)  # None: TLS, compression (trio reads those)
         if nsqd.tls_required != "false":
             client.reader.require_tls()
 
@@ -147,21 +145,22 @@ class ConnectionV2:
         at ``read_deadline``; it is set only while this waits for data, so no read needs a
         cancel scope of its own.
         """
-        interval = self.client.heartbeat_interval
-        if self._fd >= 0 and self._more:
-            got = self._read()
+        sock, reader = self._sock, self.client.reader
+        if sock is not None and sock.more:
+            got = sock.read_into(reader)
             if got is not None:
                 await trio.lowlevel.checkpoint()  # a client that never pauses yields now and then
                 return got
+        interval = self.client.heartbeat_interval
         self.read_deadline = trio.current_time() + 2 * interval if interval > 0 else math.inf
         try:
-            if self._fd < 0:
+            if sock is None:
                 data = await self.stream.receive_some(RECEIVE_SIZE)
-                self.client.reader.receive_data(data)
+                reader.receive_data(data)
                 return bool(data)
             while True:
-                await trio.lowlevel.wait_readable(self._fd)
-                got = self._read()
+                await trio.lowlevel.wait_readable(sock.fd)  # /debug/tasks shows it here
+                got = sock.read_into(reader)
                 if got is not None:
                     return got
         except CompressionError as err:
@@ -170,47 +169,23 @@ class ConnectionV2:
         finally:
             self.read_deadline = math.inf
 
-    def _read(self) -> bool | None:
-        """One read of a plain TCP socket into the command reader; None when it has nothing.
-
-        trio's ``receive_some`` costs two scheduler passes per read, more than the command it
-        brings, and a fresh 256 KiB bytes object per read costs an mmap; ``os.readv`` into
-        the thread's receive buffer, copied out at once, costs neither. A read that does not
-        fill the buffer drained the socket, so the next one waits for readiness first.
-        """
-        buf, view = self._rbuf
-        try:
-            n = os.readv(self._fd, (buf,))
-        except BlockingIOError:
-            return None
-        except OSError:
-            return False  # reset by the client
-        self.client.reader.receive_data(view[:n])
-        self._more = n == RECEIVE_SIZE
-        return n > 0
-
     def _flush(self) -> None:
         """Send what this read produced (answers, messages after FINs) without the writer.
 
-        A plain TCP socket with the writer parked (so nothing of it is half sent) and no
-        upgrade pending is written here, with one ``os.write``; whatever does not go at
-        once, or any other case, is the writer's. This saves a task switch and trio's
-        ``send_all`` on every socket read.
+        On a plain socket with the writer parked (so nothing is half sent) and no upgrade
+        pending, one direct write; what the socket does not take, and any other case, is the
+        writer's. This saves a task switch and trio's ``send_all`` on every read.
         """
-        client = self.client
-        out = client.out
+        out, sock = self.client.out, self._sock
         if not out:
             return
-        if self._fd >= 0 and self._writer_idle and self._upgrade is None and not self.closing:
-            try:
-                sent = os.write(self._fd, out)
-            except OSError:
-                sent = 0  # full, or broken: the writer finds out which
+        if sock is not None and self._writer_idle and self._upgrade is None and not self.closing:
+            sent = sock.write(out)
             if sent == len(out):
                 out.clear()
                 return
             del out[:sent]
-        client.wake()
+        self.client.wake()
 
     async def _await_commit(self, mark: int) -> bool:
         """Durable mode: hold this read's answers until its records are fsynced.
@@ -331,7 +306,7 @@ class ConnectionV2:
         assert upgrade is not None
         assert self._upgraded is not None
         client = self.client
-        self._fd = -1  # from now on the stream wraps the socket
+        self._sock = None  # from now on the stream wraps the socket
         if client.out:  # the IDENTIFY response, plain
             data, client.out = client.out, bytearray()
             await self.stream.send_all(data)
@@ -537,24 +512,6 @@ class ConnectionV2:
 
     def _nop(self, command: cmd.Nop, now: float) -> None:
         pass
-
-
-_local = threading.local()
-
-
-def _receive_buffer() -> tuple[bytearray, memoryview]:
-    """The receive buffer of this thread's event loop (one nsqd), shared by its connections:
-    a read is copied out of it before anything else runs."""
-    shared: tuple[bytearray, memoryview] | None = getattr(_local, "buffer", None)
-    if shared is None:
-        buf = bytearray(RECEIVE_SIZE)
-        shared = _local.buffer = (buf, memoryview(buf))
-    return shared
-
-
-def _plain_fd(stream: trio.abc.Stream) -> int:
-    """The descriptor of a plain TCP stream, which the hot paths read and write directly."""
-    return stream.socket.fileno() if type(stream) is trio.SocketStream else -1
 
 
 class _UpgradeNow(Exception):  # noqa: N818 -- a signal, not an error

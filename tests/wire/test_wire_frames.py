@@ -211,5 +211,9 @@ class _Delivery:
 def test_nsqd_delivery_path_writes_the_same_bytes_as_wire(body: bytes) -> None:
     """nsqd inlines pack_message_frame_into for speed; the bytes must not drift apart."""
     client = ClientV2(1, ("127.0.0.1", 1), Options())
-    client.send_message(_Delivery(1_700_000_000_000_000_000, 3, MSG_ID, body))
-    assert client.out == encode_message_frame(1_700_000_000_000_000_000, 3, MSG_ID, body)
+    batch = [_Delivery(1_700_000_000_000_000_000, 3, MSG_ID, body), _Delivery(7, 1, MSG_ID, b"x")]
+    client.send_messages(batch)  # type: ignore[arg-type]
+    assert client.out == encode_message_frame(
+        1_700_000_000_000_000_000, 3, MSG_ID, body
+    ) + encode_message_frame(7, 1, MSG_ID, b"x")
+    assert (client.in_flight_count, client.message_count) == (2, 2)
