@@ -5,7 +5,7 @@ under their RDY, each its fair share of the queue in one batch (round robin betw
 by appending message frames to each client's output buffer, which goes out in one write. It
 runs whenever something may have freed room or brought messages: a publish, FIN/REQ/RDY (once
 per socket read, not per command), a timer. No task, Event or channel is created per message.
-The queue holds a publish's messages as the tuples the topic shares among its channels; a
+The queue holds a publish's messages as the records the topic shares among its channels; a
 message becomes this channel's ``Message`` when it is first delivered (``message.py``).
 
 A channel knows the broker around it only as ``ChannelHost`` (the clock, its backend, its
@@ -114,7 +114,7 @@ class Channel:
         """Queue a publish's messages (the topic checked ``has_room`` first): the hot path.
 
         One ``extend`` when the whole batch fits in memory and nothing waits on disk; the
-        tuples are shared with the topic's other channels, which is safe as they are immutable.
+        records are shared with the topic's other channels, which is safe as they are immutable.
         """
         memory = self.memory
         if self.ephemeral or (
@@ -227,11 +227,11 @@ class Channel:
 
     def _hand_out(self, client: ClientV2, source: deque[Item], n: int, now: float) -> None:
         """The next ``n`` queued messages to ``client``: in flight, then in its output."""
-        sample_rate = client.sample_rate
+        sample_rate, of = client.sample_rate, Message.of
         batch: list[Message] = []
         for _ in range(n):
             item = source.popleft()
-            msg = item if isinstance(item, Message) else Message(*item)  # Message.of, inlined
+            msg = item if isinstance(item, Message) else of(item)
             if sample_rate and random.randint(0, 99) > sample_rate:
                 msg.done()
                 continue  # NSQ's sampling: this channel loses the message

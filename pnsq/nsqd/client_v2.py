@@ -9,6 +9,7 @@ A client sits below the channel that delivers to it: it knows its channel only a
 
 from __future__ import annotations
 
+import struct
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 DEFAULT_OUTPUT_BUFFER_SIZE = 16 * 1024
 _PACK_HEADER = MESSAGE_FRAME_HEADER.pack
+_PACK_FRAME_HEADER = struct.Struct(">iI").pack  # size, frame type
 
 
 class Subscription(Protocol):
@@ -103,12 +105,19 @@ class ClientV2:
     def send_messages(self, batch: list[Message]) -> None:
         """Frame a batch of deliveries into ``out`` and wake the writer once.
 
-        wire's ``pack_message_frame_into``, inlined: a call per message costs ~15 ns more.
+        A first delivery of a queued record appends the record whole after the frame's size
+        and type; any other message is packed as wire's ``pack_message_frame_into`` does,
+        inlined (a call per message costs ~15 ns more).
         """
         self.in_flight_count += len(batch)
         self.message_count += len(batch)
-        out, pack = self.out, _PACK_HEADER
+        out, pack, head = self.out, _PACK_HEADER, _PACK_FRAME_HEADER
         for msg in batch:
+            record = msg.record
+            if record is not None and msg.attempts == 1:
+                out += head(len(record) + 4, FRAME_TYPE_MESSAGE)
+                out += record
+                continue
             body = msg.body
             out += pack(
                 len(body) + MESSAGE_FRAME_EXTRA,

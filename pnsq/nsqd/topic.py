@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from itertools import repeat
 from typing import Protocol
 
 from ..wire.names import is_ephemeral
 from .backend import BackendQueue, NoBackend
 from .channel import Channel, ChannelHost
-from .message import IdFactory, Item, Message
+from .message import IdFactory, Item, Message, queue_records
 
 
 class PutError(Exception):
@@ -85,8 +84,8 @@ class Topic:
     def put(self, bodies: list[bytes], now: float, timestamp: int, delay: float = 0.0) -> None:
         """Take every body or none (PutError). ``delay`` defers delivery by that many seconds.
 
-        A batch costs per message one ID and one tuple, shared by every channel; the counters
-        and the queues' limits are bumped and checked once per batch.
+        A batch costs per message one ID and one record, shared by every channel; the
+        counters and the queues' limits are bumped and checked once per batch.
         """
         if self.exiting or self._host.exiting:
             raise PutError("exiting")
@@ -113,7 +112,7 @@ class Topic:
             else:
                 self._keep(deferred, now)
             return
-        queued = list(zip(ids, bodies, repeat(timestamp)))
+        queued = queue_records(ids, bodies, timestamp)
         if not channels:
             self._keep(queued, now)
         for channel in channels:
@@ -142,7 +141,7 @@ class Topic:
                 memory.append(item)  # _has_room() said yes
 
     def _fan_out(self, items: list[Item], channels: list[Channel], now: float) -> None:
-        """Each channel its own copy of a ``Message``; a queued tuple is shared by all."""
+        """Each channel its own copy of a ``Message``; a queued record is shared by all."""
         channels[0].put(items, now)
         for channel in channels[1:]:
             channel.put([m.copy() if isinstance(m, Message) else m for m in items], now)
