@@ -1,6 +1,6 @@
 """A batch published at once behaves as that many single publishes, over real sockets.
 
-nsqd queues an MPUB's messages as one shared batch (one ID and one tuple each, one
+nsqd queues an MPUB's messages as one shared batch (one ID and one record each, one
 ``deque.extend`` per channel) and answers a plain TCP client from its reader; these tests
 hold that to what a client sees: every message in order with its own ID, the same IDs in
 every channel, attempts and requeues per channel, the counters, all or nothing per MPUB,
