@@ -52,6 +52,7 @@ _COMPACT_AT = 256 * 1024
 _INT32 = struct.Struct(">i")
 _FIN_LENGTH = 4 + MSG_ID_LENGTH + 1
 _FIN_RUN = 256  # FINs copied out of the buffer at a time
+_TOPICS_KEPT = 64  # validated topic names a reader remembers
 _UINT64_MASK = (1 << 64) - 1
 
 
@@ -139,6 +140,7 @@ class CommandReader:
         # An MPUB read in part: (command start, position, the parts so far).
         self._mpub_scan: tuple[int, int, list[bytes]] | None = None
         self._need_magic = expect_magic
+        self._topics: dict[bytes, str] = {}  # topic names this client sent, already validated
         self._buf = bytearray()
         self._pos = 0
         self._handlers: dict[bytes, _Handler] = {
@@ -271,10 +273,9 @@ class CommandReader:
         if len(buf) < start + 4:
             return None
         (size,) = _INT32.unpack_from(buf, start)
-        checks = ((size > limit, too_big), (size <= 0, invalid))
-        for failed, text in checks if too_big_first else reversed(checks):
-            if failed:
-                raise error(text.format(size=size, limit=limit))
+        if size <= 0 or size > limit:  # which text NSQ gives first depends on the command
+            bad = too_big if size > limit and (too_big_first or size > 0) else invalid
+            raise error(bad.format(size=size, limit=limit))
         end = start + 4 + size
         if len(buf) < end:
             return None
@@ -282,10 +283,16 @@ class CommandReader:
 
     def _topic(self, name: str, params: list[bytes], repeat_code: bool = False) -> str:
         raw = params[1]
+        topic = self._topics.get(raw)  # a publisher names the same few topics again and again
+        if topic is not None:
+            return topic
         topic = raw.decode("utf-8", "replace")
         if not is_valid_name(topic) or topic.encode() != raw:
             prefix = "E_BAD_TOPIC " if repeat_code else ""
             raise BadTopicError(f"{prefix}{name} topic name {go_quote(raw)} is not valid")
+        if len(self._topics) >= _TOPICS_KEPT:
+            self._topics.clear()
+        self._topics[raw] = topic
         return topic
 
     @staticmethod
