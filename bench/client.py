@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from run import Nsqd, default_nsqd_cmd
+from nsqd_process import Nsqd, default_nsqd_cmd
 
 from pnsq.client import Consumer, Message, Producer, SyncProducer
 

@@ -24,13 +24,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from load_loops import encode_mpub, writer_loop
+from load_loops import encode_mpub, encode_pub, writer_loop
 from nsq_load import parse_duration, positive, run_reader, run_workers, run_writer, summarize
-from run import CHANNEL, TOPIC, Nsqd, default_nsqd_cmd, pick_cpus, run_phase
+from nsqd_process import Nsqd, default_nsqd_cmd, pick_cpus
+from phases import CHANNEL, TOPIC, measured
 
-from pnsq.wire import encode_pub
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from nsq_load import LoadResult
+
+
+def run_phase(nsqd: Nsqd, name: str, load: Callable[[], LoadResult]) -> dict[str, Any]:
+    phase = measured(nsqd, load, name)
+    return {**phase.detail, "line": phase.lines[0]}
 
 
 def start(tmp: str, name: str, cpus: tuple[int, int] | None, extra: list[str]) -> Nsqd:
@@ -100,7 +109,9 @@ def backlog(args: argparse.Namespace, tmp: str, cpus: tuple[int, int] | None) ->
     try:
         published = 0
         while published < args.backlog:
-            published += run_writer(nsqd.tcp, TOPIC, 200, 200, 2, 5.0).count
+            published += run_writer(
+                nsqd.tcp, TOPIC, 200, 200, 2, 60.0, args.backlog - published
+            ).count
         deadline = time.monotonic() + 60
         while depth(nsqd)[0] < published and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -136,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     disk, dur, big = results["disk_path"], results["durable"], results["backlog"]
     for line in (disk["writer"], disk["reader"], *dur.values()):
-        print(line["line"], f"[nsqd CPU {line['nsqd_cores']:.2f} cores]")
+        print(line["line"])
     rows = [
         ("disk path publish (mem-queue-size=0)", disk["writer"]["rate"], ">= 100,000"),
         ("disk path consume", disk["reader"]["rate"], ">= 60,000"),

@@ -1,11 +1,12 @@
-"""The per-connection hot loops of the load generators: NSQ writer, NSQ reader, HTTP /pub.
+"""The per-connection hot loops of the TCP load generators: NSQ writer (MPUB or PUB), reader.
 
 Why this shape: the generators must be several times faster than the nsqd they measure, and
 every Python step costs 50-500 ns. So each loop owns one blocking socket in its own process (no
-event loop, no GIL sharing), the writer re-sends one pre-encoded MPUB buffer, the reader parses
-all frames of one large ``recv_into`` with ``struct.unpack_from`` and answers them with a single
-joined FIN write, and the HTTP client re-sends one pre-built request. Only the standard NSQ
-protocol is spoken, so the same loops measure pnsq and Go's nsqd alike.
+event loop, no GIL sharing), the writer re-sends one pre-encoded MPUB (or PUB) buffer and times
+each round trip into a preallocated array (latency.py), the reader parses all frames of one
+large ``recv_into`` with ``struct.unpack_from`` and answers them with a single joined FIN write.
+Only the standard NSQ protocol is spoken, so the same loops measure pnsq and Go's nsqd alike.
+The HTTP loops are in http_loops.py.
 
 Frames from nsqd (integers big-endian)::
 
@@ -27,6 +28,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from latency import Samples
+
 if TYPE_CHECKING:
     from collections.abc import Callable, MutableSequence
 
@@ -46,6 +49,8 @@ POLL_S = 0.1
 IO_TIMEOUT_S = 10.0
 _HEADER = struct.Struct(">II")
 _SIZE = struct.Struct(">I")
+OK_FRAME = _HEADER.pack(6, FRAME_RESPONSE) + b"OK"
+OK_READ = 4096  # a small read: an OK, or a heartbeat and an OK
 
 
 class LoadError(Exception):
@@ -64,12 +69,18 @@ class WorkerReport:
     first_error: str = ""
     failure: str = ""
     worst_round_trip: float = 0.0  # writer: one MPUB to its OK; http-pub: one request
+    latencies: bytes = b""  # round trips in seconds, float32 (latency.Samples.to_bytes)
 
 
 def connect(address: tuple[str, int]) -> socket.socket:
     sock = socket.create_connection(address, timeout=IO_TIMEOUT_S)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def encode_pub(topic: str, body: bytes) -> bytes:
+    """``PUB <topic>\\n[size][body]``, built once per run."""
+    return b"PUB %s\n%s%s" % (topic.encode(), _SIZE.pack(len(body)), body)
 
 
 def encode_mpub(topic: str, body: bytes, count: int) -> bytes:
@@ -123,29 +134,55 @@ class FrameReader:
         self._buf.clear()
         return data
 
+    def ok(self, received: bytes) -> bool:
+        """Whether ``received`` (one recv) is exactly one OK with nothing pending: the writer's
+        fast path, one comparison instead of a parse. Otherwise it is kept for ``response``."""
+        if received == OK_FRAME and not self._buf:
+            return True
+        if not received:
+            raise LoadError("connection closed by nsqd")
+        self._buf += received
+        return False
+
 
 def writer_loop(
-    address: tuple[str, int], mpub: bytes, batch: int, runfor: float, arrive: Arrive
+    address: tuple[str, int],
+    command: bytes,
+    batch: int,
+    runfor: float,
+    arrive: Arrive,
+    *,
+    limit: int = 0,
 ) -> WorkerReport:
-    """go bench_writer's pubWorker: MPUB one batch, wait for OK, repeat until ``runfor``."""
+    """go bench_writer's pubWorker: send ``command`` (an MPUB of ``batch`` messages, or a PUB
+    with ``batch`` 1), wait for OK, repeat until ``runfor`` or ``limit`` commands (0 = none)."""
     with connect(address) as sock:
         sock.sendall(MAGIC_V2)
         frames = FrameReader(sock)
+        samples = Samples()
         started = now = arrive()
         cpu = time.process_time()
         end = started + runfor
-        count = 0
+        sent_commands = 0
         worst = 0.0
-        while now < end:
-            sock.sendall(mpub)
-            reply = frames.response()
-            if reply != b"OK":
-                raise LoadError(f"MPUB answered {reply!r}")
-            count += batch
+        while now < end and (not limit or sent_commands < limit):
+            sock.sendall(command)
+            if not frames.ok(sock.recv(OK_READ)) and (reply := frames.response()) != b"OK":
+                raise LoadError(f"{command[:4].strip()!r} answered {reply!r}")
+            sent_commands += 1
             now, sent = time.monotonic(), now
+            samples.add(now - sent)
             worst = max(worst, now - sent)
         cpu = time.process_time() - cpu
-        return WorkerReport(count, 0, started, now, cpu, worst_round_trip=worst)
+        return WorkerReport(
+            sent_commands * batch,
+            0,
+            started,
+            now,
+            cpu,
+            worst_round_trip=worst,
+            latencies=samples.to_bytes(),
+        )
 
 
 def _subscribe(sock: socket.socket, topic: str, channel: str, rdy: int) -> tuple[bytes, int]:
@@ -280,98 +317,3 @@ def _non_fatal(errors: list[bytes]) -> str:
         if not error.startswith(NON_FATAL_ERRORS):
             raise LoadError(error.decode(errors="replace"))
     return errors[0].decode(errors="replace")
-
-
-def http_pub_loop(
-    address: tuple[str, int], topic: str, body: bytes, runfor: float, arrive: Arrive
-) -> WorkerReport:
-    """One POST /pub at a time on a keep-alive connection (no pipelining)."""
-    request = b"POST /pub?topic=%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: %d\r\n\r\n%s" % (
-        topic.encode(),
-        address[0].encode(),
-        address[1],
-        len(body),
-        body,
-    )
-    client = HttpClient(address)
-    try:
-        started = now = arrive()
-        cpu = time.process_time()
-        end = started + runfor
-        count = errors = 0
-        first_error = ""
-        worst = 0.0
-        while now < end:
-            client.sock.sendall(request)
-            status, reply, keep_alive = client.read_response()
-            if status == 200:
-                count += 1
-            else:
-                errors += 1
-                first_error = first_error or f"HTTP {status} {reply[:200]!r}"
-            if not keep_alive:
-                client.reconnect()
-            now, sent = time.monotonic(), now
-            worst = max(worst, now - sent)
-        cpu = time.process_time() - cpu
-        return WorkerReport(count, errors, started, now, cpu, first_error, worst_round_trip=worst)
-    finally:
-        client.sock.close()
-
-
-class HttpClient:
-    """Just enough HTTP/1.1 to read one response: Content-Length or chunked bodies."""
-
-    def __init__(self, address: tuple[str, int]) -> None:
-        self._address = address
-        self.sock = connect(address)
-        self._buf = bytearray()
-
-    def reconnect(self) -> None:
-        self.sock.close()
-        self.sock = connect(self._address)
-        self._buf.clear()
-
-    def _fill(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise LoadError("HTTP connection closed by nsqd")
-        self._buf += chunk
-
-    def _take(self, start: int, length: int) -> bytes:
-        while len(self._buf) < start + length:
-            self._fill()
-        data = bytes(self._buf[start : start + length])
-        del self._buf[: start + length]
-        return data
-
-    def _line(self) -> bytes:
-        while (end := self._buf.find(b"\r\n")) < 0:
-            self._fill()
-        return self._take(0, end + 2)[:-2]
-
-    def read_response(self) -> tuple[int, bytes, bool]:
-        """(status, body, keep_alive) of the next response."""
-        while (head_end := self._buf.find(b"\r\n\r\n")) < 0:
-            self._fill()
-        head = bytes(self._buf[:head_end]).lower()
-        del self._buf[: head_end + 4]
-        status = int(head[9:12])
-        keep_alive = b"\r\nconnection: close" not in head and (
-            head.startswith(b"http/1.1") or b"\r\nconnection: keep-alive" in head
-        )
-        if (at := head.find(b"\r\ncontent-length:")) >= 0:
-            line_end = head.find(b"\r\n", at + 2)
-            length = int(head[at + 17 : line_end if line_end >= 0 else len(head)])
-            return status, self._take(0, length), keep_alive
-        if b"\r\ntransfer-encoding: chunked" in head:
-            return status, self._read_chunked(), keep_alive
-        return status, b"", False  # body delimited by close: drop the connection
-
-    def _read_chunked(self) -> bytes:
-        parts = []
-        while size := int(self._line().split(b";")[0], 16):
-            parts.append(self._take(0, size + 2)[:-2])
-        while self._line():  # trailers, up to the empty line
-            pass
-        return b"".join(parts)

@@ -3,7 +3,9 @@
 
     nsq_load.py writer   --nsqd-tcp-address 127.0.0.1:4150 --topic sub_bench --runfor 10s
     nsq_load.py reader   --nsqd-tcp-address 127.0.0.1:4150 --topic sub_bench --channel ch
-    nsq_load.py http-pub --nsqd-http-address 127.0.0.1:4151 --topic http_bench
+    nsq_load.py pub      --nsqd-tcp-address 127.0.0.1:4150 --topic pub_bench --connections 8
+    nsq_load.py http-pub --nsqd-http-address 127.0.0.1:4151 --topic http_bench [--close]
+                         [--batch-size 200: POST /mpub]
 
 One process per connection (see load_loops.py for why); this module only starts them, lines
 them up on a common start signal, and adds up what they report. Load goes to 127.0.0.1 only and
@@ -23,7 +25,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from load_loops import WorkerReport, encode_mpub, http_pub_loop, reader_loop, writer_loop
+from http_loops import http_loop, http_request
+from latency import merged, percentile
+from load_loops import WorkerReport, encode_mpub, encode_pub, reader_loop, writer_loop
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -40,7 +44,10 @@ _NAME = re.compile(r"^[.a-zA-Z0-9_-]+(#ephemeral)?$")
 
 @dataclass(frozen=True)
 class LoadResult:
-    """All connections of one run added up; ``seconds`` spans first start to last finish."""
+    """All connections of one run added up; ``seconds`` spans first start to last finish.
+
+    ``count`` is in ``unit`` (msgs or requests); a request carries ``batch`` messages.
+    """
 
     name: str
     unit: str
@@ -53,15 +60,26 @@ class LoadResult:
     first_error: str
     failures: tuple[str, ...]
     worst_round_trip: float
+    p50: float = 0.0  # round-trip latency percentiles in seconds (0.0: not measured)
+    p99: float = 0.0
+    batch: int = 1
 
     @property
     def rate(self) -> float:
         return self.count / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def message_rate(self) -> float:
+        return self.rate * self.batch if self.unit == "requests" else self.rate
+
     def line(self) -> str:
         text = f"{self.name}: {self.count} {self.unit} in {self.seconds:.2f} s = {self.rate:,.0f} {self.unit[:3]}/s"
         if self.unit == "msgs":
             text += f" ({self.rate * self.item_bytes / (1024 * 1024):.1f} MB/s)"
+        elif self.batch > 1:
+            text += f" ({self.message_rate:,.0f} msg/s)"
+        if self.p99:
+            text += f", p50 {self.p50 * 1000:.2f} ms, p99 {self.p99 * 1000:.2f} ms"
         if self.errors:
             text += f", {self.errors} errors (first: {self.first_error})"
         if self.worst_round_trip:
@@ -71,7 +89,7 @@ class LoadResult:
         return "\n".join([text, *(f"  FAILED: {f}" for f in self.failures)])
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "rate": self.rate}
+        return {**asdict(self), "rate": self.rate, "message_rate": self.message_rate}
 
 
 def _worker_main(job: Job, index: int, mailbox: Queue[Any], go: Event) -> None:
@@ -127,8 +145,11 @@ def run_workers(jobs: Sequence[Job], runfor: float) -> list[WorkerReport]:
     return [reports.get(i, missing) for i in range(len(jobs))]
 
 
-def summarize(name: str, unit: str, item_bytes: int, reports: Sequence[WorkerReport]) -> LoadResult:
+def summarize(
+    name: str, unit: str, item_bytes: int, reports: Sequence[WorkerReport], batch: int = 1
+) -> LoadResult:
     ran = [r for r in reports if not r.failure]
+    latencies = merged(r.latencies for r in ran)
     started = min((r.started for r in ran), default=0.0)
     finished = max((r.finished for r in ran), default=0.0)
     return LoadResult(
@@ -143,15 +164,35 @@ def summarize(name: str, unit: str, item_bytes: int, reports: Sequence[WorkerRep
         first_error=next((r.first_error for r in reports if r.first_error), ""),
         failures=tuple(r.failure for r in reports if r.failure),
         worst_round_trip=max((r.worst_round_trip for r in reports), default=0.0),
+        p50=percentile(latencies, 0.50),
+        p99=percentile(latencies, 0.99),
+        batch=batch,
     )
 
 
 def run_writer(
-    address: tuple[str, int], topic: str, size: int, batch: int, connections: int, runfor: float
+    address: tuple[str, int],
+    topic: str,
+    size: int,
+    batch: int,
+    connections: int,
+    runfor: float,
+    count: int = 0,
 ) -> LoadResult:
+    """MPUBs of ``batch`` messages; with ``count``, stop once about that many are published
+    (each connection sends its share, rounded up to whole batches)."""
     mpub = encode_mpub(topic, b"x" * size, batch)
-    job = functools.partial(writer_loop, address, mpub, batch, runfor)
+    limit = -(-count // (batch * connections)) if count else 0
+    job = functools.partial(writer_loop, address, mpub, batch, runfor, limit=limit)
     return summarize("writer", "msgs", size, run_workers([job] * connections, runfor))
+
+
+def run_pub(
+    address: tuple[str, int], topic: str, size: int, connections: int, runfor: float
+) -> LoadResult:
+    """Single PUBs, each waiting for its OK, on ``connections`` connections."""
+    job = functools.partial(writer_loop, address, encode_pub(topic, b"x" * size), 1, runfor)
+    return summarize("pub", "msgs", size, run_workers([job] * connections, runfor))
 
 
 def run_reader(
@@ -173,10 +214,20 @@ def run_reader(
 
 
 def run_http_pub(
-    address: tuple[str, int], topic: str, size: int, connections: int, runfor: float
+    address: tuple[str, int],
+    topic: str,
+    size: int,
+    connections: int,
+    runfor: float,
+    batch: int = 1,
+    close: bool = False,
 ) -> LoadResult:
-    job = functools.partial(http_pub_loop, address, topic, b"x" * size, runfor)
-    return summarize("http-pub", "requests", size, run_workers([job] * connections, runfor))
+    """POST /pub (``batch`` 1) or /mpub of ``batch`` messages; keep-alive unless ``close``."""
+    request = http_request(address, topic, b"x" * size, batch, close)
+    job = functools.partial(http_loop, address, request, close, runfor)
+    name = ("http-pub" if batch == 1 else "http-mpub") + ("-close" if close else "")
+    reports = run_workers([job] * connections, runfor)
+    return summarize(name, "requests", size, reports, batch)
 
 
 def parse_duration(text: str) -> float:
@@ -234,10 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     reader.add_argument("--rdy", type=positive, default=2500)
     reader.add_argument("--count", type=int, default=0, help="stop after N msgs (0 = no limit)")
     reader.add_argument("--size", type=positive, default=200, help="for MB/s only")
-    http = sub.add_parser("http-pub", parents=[common], help="HTTP POST /pub, keep-alive")
+    pub = sub.add_parser("pub", parents=[common, tcp], help="single PUBs, each awaited")
+    pub.add_argument("--topic", type=parse_name, default="pub_bench")
+    pub.add_argument("--size", type=positive, default=200, help="message bytes")
+    http = sub.add_parser("http-pub", parents=[common], help="HTTP POST /pub or /mpub")
     http.add_argument("--nsqd-http-address", type=parse_address, default=(ALLOWED_HOST, 4151))
     http.add_argument("--topic", type=parse_name, default="http_bench")
     http.add_argument("--size", type=positive, default=200, help="body bytes")
+    http.add_argument("--batch-size", type=positive, default=1, help="> 1: POST /mpub")
+    http.add_argument("--close", action="store_true", help="a new connection per request")
     return parser
 
 
@@ -263,9 +319,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.count,
             args.size,
         )
+    elif args.command == "pub":
+        result = run_pub(
+            args.nsqd_tcp_address, args.topic, args.size, args.connections, args.runfor
+        )
     else:
         result = run_http_pub(
-            args.nsqd_http_address, args.topic, args.size, args.connections, args.runfor
+            args.nsqd_http_address,
+            args.topic,
+            args.size,
+            args.connections,
+            args.runfor,
+            args.batch_size,
+            args.close,
         )
     print(json.dumps(result.as_dict()) if args.json else result.line())
     return 1 if result.failures else 0

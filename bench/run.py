@@ -1,297 +1,192 @@
 #!/usr/bin/env python3
-"""The one-command nsqd benchmark: start an nsqd, measure it, stop it, print a table.
+"""The one-command nsqd benchmark of issue 16: start nsqd, run each phase, print every figure.
 
-    .venv/bin/python bench/run.py [--nsqd-cmd '/path/to/nsqd'] [--runfor 10s] [--json]
+    .venv/bin/python bench/run.py [--phases publish,consume,...] [--runfor 10s] [--json]
+    .venv/bin/python bench/run.py --go-bin DIR    # Go's nsqd beside pnsq, with ratios
 
-The workload is NSQ's bench.sh on one machine: a fresh nsqd with a large memory queue; topic
-``sub_bench`` and channel ``ch`` created over HTTP; bench_writer (MPUB batches of 200 x 200-byte
-messages, synchronous per connection) for ``--runfor``; then bench_reader (RDY 2500, FIN every
-message) until the backlog is drained or ``--runfor`` passes; then HTTP POST /pub of single
-200-byte messages over keep-alive connections. Idle RSS is read from /proc before any load.
-Only NSQ's standard flags and protocol are used, so ``--nsqd-cmd`` can be Go's nsqd.
+Phases (phases.py, own_nsqd_phases.py): MPUB publish and consume (NSQ's bench_writer and
+bench_reader), single PUB over TCP, HTTP /pub and /mpub with and without keep-alive, durable
+single PUB (``--sync-every=1``), RSS with a backlog on disk, and RSS growth with messages held
+in memory.
+With ``--go-bin`` every phase runs against Go's nsqd and then pnsq, back to back, so both see
+the same machine; then a table of pnsq / Go ratios. Only NSQ's standard flags, TCP V2 and HTTP
+are used, so any NSQ 1.3 nsqd can be measured. Load goes to 127.0.0.1 only; each phase is
+bounded (``--runfor``, at most 60 s). Exit status: 0 when every phase ran, 1 when one failed,
+3 with ``--strict`` when a target was missed, 2 for bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import shlex
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
-from importlib.util import find_spec
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nsq_load import ALLOWED_HOST, parse_duration, positive, run_http_pub, run_reader, run_writer
+from nsq_load import parse_duration, positive
+from nsqd_process import default_nsqd_cmd, pick_cpus
+from own_nsqd_phases import backlog, durable, memory
+from phases import PhaseResult, Subject, consume, http_phase, pub, publish
+from report import print_figures, print_ratios, ratios, verdicts
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
 
-    from nsq_load import LoadResult
-
-TOPIC, CHANNEL, HTTP_TOPIC = "sub_bench", "ch", "http_bench"
-MIB = 1024 * 1024
-START_TIMEOUT_S = 20.0
-STOP_GRACE_S = 5.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    unit: str
-    limit: float
-    at_least: bool  # True: measured >= limit passes; False: measured <= limit passes
-
-    def passed(self, value: float) -> bool:
-        return value >= self.limit if self.at_least else value <= self.limit
-
-
-TARGETS = {
-    "publish": Target("publish (TCP MPUB)", "msg/s", 250_000, True),
-    "consume": Target("consume (TCP SUB/FIN)", "msg/s", 120_000, True),
-    "http_pub": Target("HTTP /pub, 200 B", "req/s", 10_000, True),
-    "idle_rss": Target("idle RSS", "MiB", 60, False),
+PHASES: dict[str, Callable[[Subject, argparse.Namespace], PhaseResult]] = {
+    "publish": publish,
+    "consume": consume,
+    "pub": pub,
+    "http-pub": http_phase(mpub=False, close=False),
+    "http-pub-close": http_phase(mpub=False, close=True),
+    "http-mpub": http_phase(mpub=True, close=False),
+    "http-mpub-close": http_phase(mpub=True, close=True),
+    "durable": durable,
+    "backlog": backlog,
+    "memory": memory,
 }
+NEEDS = {"consume": "publish"}  # consume drains the backlog publish left
 
 
-def default_nsqd_cmd() -> list[str]:
-    if find_spec("pnsq.__main__") is not None:
-        return [sys.executable, "-m", "pnsq", "nsqd"]
-    return [str(Path(sys.executable).with_name("pnsq")), "nsqd"]  # the console script
+def parse_phases(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in PHASES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown phase(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(PHASES)}"
+        )
+    names += [NEEDS[name] for name in names if name in NEEDS]
+    return [name for name in PHASES if name in names]  # in their canonical order
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((ALLOWED_HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Nsqd:
-    """One nsqd subprocess, observed through /proc and stopped by its own PID."""
-
-    def __init__(
-        self,
-        cmd: list[str],
-        data_path: str,
-        log: Path,
-        cpu: int | None,
-        extra: Sequence[str] = ("--mem-queue-size=10000000",),
-    ) -> None:
-        self.tcp = (ALLOWED_HOST, free_port())
-        self.http = (ALLOWED_HOST, free_port())
-        self.argv = [
-            *cmd,
-            f"--tcp-address={ALLOWED_HOST}:{self.tcp[1]}",
-            f"--http-address={ALLOWED_HOST}:{self.http[1]}",
-            f"--data-path={data_path}",
-            *extra,
-        ]
-        self._log_path = log
-        mine = os.sched_getaffinity(0)
-        if cpu is not None:  # the child inherits the affinity it is forked with
-            os.sched_setaffinity(0, {cpu})
-        try:
-            with log.open("wb") as out:
-                self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT)
-        finally:
-            os.sched_setaffinity(0, mine)
-
-    def log_tail(self, lines: int = 20) -> str:
-        return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def request(self, method: str, path: str) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection(*self.http, timeout=5)
-        try:
-            conn.request(method, path)
-            reply = conn.getresponse()
-            return reply.status, reply.read()
-        finally:
-            conn.close()
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nsqd exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if self.request("GET", "/ping")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"nsqd did not answer /ping in {START_TIMEOUT_S:.0f} s")
-
-    def status_kib(self, field: str) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-        return 0
-
-    def cpu_seconds(self) -> float:
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+def go_nsqd(text: str) -> list[str]:
+    binary = Path(text) / "nsqd"
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        raise argparse.ArgumentTypeError(f"no executable nsqd in {text!r}")
+    return [str(binary.resolve())]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nsqd-cmd", help="nsqd command line (default: this python -m pnsq nsqd)")
-    parser.add_argument("--runfor", type=parse_duration, default=10.0, help="per phase, max 60s")
-    parser.add_argument("--size", type=positive, default=200, help="message bytes")
-    parser.add_argument("--batch-size", type=positive, default=200, help="messages per MPUB")
-    parser.add_argument("--writer-connections", type=positive, default=2)
-    parser.add_argument("--reader-connections", type=positive, default=2)
-    parser.add_argument("--http-connections", type=positive, default=4)
-    parser.add_argument("--rdy", type=positive, default=2500)
-    parser.add_argument("--no-pin", action="store_true", help="do not pin nsqd / generators")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--strict", action="store_true", help="exit 3 when a target is missed")
+    add = parser.add_argument
+    add("--nsqd-cmd", help="nsqd command line (default: this python -m pnsq nsqd)")
+    add("--go-bin", type=go_nsqd, metavar="DIR", help="run Go's DIR/nsqd beside pnsq")
+    add("--phases", type=parse_phases, default=list(PHASES), help=",".join(PHASES))
+    add("--runfor", type=parse_duration, default=10.0, help="per phase, max 60s")
+    add("--size", type=positive, default=200, help="message bytes")
+    add("--batch-size", type=positive, default=200, help="messages per MPUB and HTTP /mpub")
+    add("--writer-connections", type=positive, default=2)
+    add("--reader-connections", type=positive, default=2)
+    add("--rdy", type=positive, default=2500)
+    add("--pub-connections", type=positive, default=8, help="single PUB over TCP")
+    add("--http-connections", type=positive, default=16)
+    add("--durable-connections", type=positive, default=8)
+    add("--backlog", type=positive, default=1_000_000, help="messages on disk (backlog)")
+    add("--held", type=positive, default=100_000, help="messages in memory (memory)")
+    add("--no-pin", action="store_true", help="do not pin nsqd / generators")
+    add("--json", action="store_true", help="print the results as JSON")
+    add("--strict", action="store_true", help="exit 3 when a target is missed")
     return parser
 
 
-def pick_cpus(no_pin: bool) -> tuple[int, int] | None:
-    cpus = sorted(os.sched_getaffinity(0))
-    return None if no_pin or len(cpus) < 2 else (cpus[0], cpus[1])
+def run_subject_phase(name: str, subject: Subject, args: argparse.Namespace) -> PhaseResult:
+    try:
+        return PHASES[name](subject, args)
+    except (RuntimeError, OSError, KeyError, ValueError) as exc:
+        return PhaseResult(failures=[f"{type(exc).__name__}: {exc}"])
 
 
-def run_phase(nsqd: Nsqd, name: str, load: Callable[[], LoadResult]) -> dict[str, Any]:
-    """Run one load generator and note how many cores nsqd used meanwhile."""
-    cpu, wall = nsqd.cpu_seconds(), time.monotonic()
-    result = load()
-    nsqd_cores = (nsqd.cpu_seconds() - cpu) / max(1e-9, time.monotonic() - wall)
-    if nsqd.proc.poll() is not None:
-        raise RuntimeError(f"nsqd died during {name}:\n{nsqd.log_tail()}")
-    return {**result.as_dict(), "nsqd_cores": nsqd_cores, "line": result.line()}
-
-
-def measure(args: argparse.Namespace, nsqd: Nsqd) -> dict[str, Any]:
-    nsqd.wait_ready()
-    idle_rss = nsqd.status_kib("VmRSS") / 1024
-    created = [
-        nsqd.request("POST", f"/topic/create?topic={TOPIC}")[0],
-        nsqd.request("POST", f"/channel/create?topic={TOPIC}&channel={CHANNEL}")[0],
-    ]
-    conns, runfor = args.writer_connections, args.runfor
-    writer = run_phase(
-        nsqd,
-        "writer",
-        lambda: run_writer(nsqd.tcp, TOPIC, args.size, args.batch_size, conns, runfor),
-    )
-    count, conns = writer["count"], args.reader_connections
-    reader = run_phase(
-        nsqd,
-        "reader",
-        lambda: run_reader(nsqd.tcp, TOPIC, CHANNEL, conns, args.rdy, runfor, count, args.size),
-    )
-    http_pub = run_phase(
-        nsqd,
-        "http-pub",
-        lambda: run_http_pub(nsqd.http, HTTP_TOPIC, args.size, args.http_connections, runfor),
-    )
+def collect(subject: Subject, results: dict[str, PhaseResult]) -> dict[str, Any]:
+    figures: dict[str, float] = {}
+    latency: dict[str, tuple[float, float]] = {}
+    nsqd_us: dict[str, str] = {}
+    for result in results.values():
+        figures.update(result.figures)
+        latency.update(result.latency_ms)
+        nsqd_us.update(result.nsqd_us)
+    if subject.shared is not None:
+        figures["idle_rss"] = subject.idle_rss_mib
     return {
-        "idle_rss_mib": idle_rss,
-        "peak_rss_mib": nsqd.status_kib("VmHWM") / 1024,
-        "topic_channel_create_status": created,
-        "writer": writer,
-        "reader": reader,
-        "http_pub": http_pub,
+        "cmd": list(subject.cmd),
+        "figures": figures,
+        "latency_ms": latency,
+        "nsqd_us": nsqd_us,
+        "verdicts": verdicts(figures),
+        "phases": {name: asdict(result) for name, result in results.items()},
+        "failures": [f"{n}: {f}" for n, r in results.items() for f in r.failures],
+        "warnings": [f"{n}: {w}" for n, r in results.items() for w in r.warnings],
     }
 
 
-def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    measured = {
-        "publish": results["writer"]["rate"],
-        "consume": results["reader"]["rate"],
-        "http_pub": results["http_pub"]["rate"],
-        "idle_rss": results["idle_rss_mib"],
-    }
+def run_all(args: argparse.Namespace, subjects: list[Subject]) -> dict[str, dict[str, Any]]:
+    """Every phase against every subject in turn; each subject's results and exit codes."""
+    results: dict[str, dict[str, PhaseResult]] = {s.label: {} for s in subjects}
+    try:
+        for name in args.phases:
+            for subject in subjects:
+                result = run_subject_phase(name, subject, args)
+                results[subject.label][name] = result
+                if not args.json:
+                    for line in [*result.lines, *result.failures, *result.warnings]:
+                        print(f"[{subject.label}] {name}: {line}", flush=True)
+    finally:
+        exit_codes = {s.label: s.stop_all() for s in subjects}
     return {
-        key: {"measured": value, "target": TARGETS[key].limit, "passed": TARGETS[key].passed(value)}
-        for key, value in measured.items()
+        s.label: {**collect(s, results[s.label]), "exit_codes": exit_codes[s.label]}
+        for s in subjects
     }
-
-
-def print_report(report: dict[str, Any]) -> None:
-    print(f"nsqd: {' '.join(report['argv'])}  (pid {report['pid']})")
-    print(report["placement"])
-    if report["results"]["topic_channel_create_status"] != [200, 200]:
-        statuses = report["results"]["topic_channel_create_status"]
-        print(f"warning: POST /topic/create, /channel/create answered {statuses}")
-    for phase in ("writer", "reader", "http_pub"):
-        result = report["results"][phase]
-        print(f"{result['line']}  [nsqd CPU {result['nsqd_cores']:.2f} cores]")
-    print()
-    print(f"| {'figure':<24} | {'measured':>16} | {'target':>18} | ok  |")
-    print(f"|{'-' * 26}|{'-' * 18}|{'-' * 20}|-----|")
-    for key, verdict in report["verdicts"].items():
-        target = TARGETS[key]
-        sign = ">=" if target.at_least else "<="
-        value = f"{verdict['measured']:,.0f} {target.unit}"
-        if target.unit == "MiB":
-            value = f"{verdict['measured']:.1f} MiB"
-        limit = f"{sign} {target.limit:,.0f} {target.unit}"
-        mark = "yes" if verdict["passed"] else "NO"
-        print(f"| {target.name:<24} | {value:>16} | {limit:>18} | {mark:<3} |")
-    print(
-        f"| {'peak RSS (after load)':<24} | {report['results']['peak_rss_mib']:>12.1f} MiB | {'':>18} |     |"
-    )
-    print(f"nsqd stopped with exit code {report['exit_code']}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    cmd = shlex.split(args.nsqd_cmd) if args.nsqd_cmd else default_nsqd_cmd()
-    cpus = pick_cpus(args.no_pin)
+    ours = shlex.split(args.nsqd_cmd) if args.nsqd_cmd else default_nsqd_cmd()
+    specs = [("pnsq" if not args.nsqd_cmd or args.go_bin else "nsqd", ours)]
+    if args.go_bin:
+        specs.insert(0, ("Go", args.go_bin))
+    cpus = pick_cpus(args.no_pin or bool(args.go_bin))
     placement = (
         f"pinned: nsqd to CPU {cpus[0]}, load generators to CPU {cpus[1]}"
         if cpus
-        else "not pinned (nsqd and load generators share all CPUs)"
+        else "not pinned (nsqd and load generators share all CPUs"
+        + ("; Go's nsqd is multi-threaded)" if args.go_bin else ")")
     )
+    if not args.json:
+        print(placement, flush=True)
     with tempfile.TemporaryDirectory(prefix="pnsq-bench-") as tmp:
-        nsqd = Nsqd(cmd, tmp, Path(tmp) / "nsqd.log", cpus[0] if cpus else None)
+        subjects = [Subject(label, cmd, Path(tmp) / label, cpus) for label, cmd in specs]
+        for subject in subjects:
+            subject.workdir.mkdir()
         if cpus:
             os.sched_setaffinity(0, {cpus[1]})
-        try:
-            results = measure(args, nsqd)
-        except (RuntimeError, OSError) as exc:
-            print(f"benchmark failed: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            exit_code = nsqd.stop()
-    report: dict[str, Any] = {
-        "argv": nsqd.argv,
-        "pid": nsqd.proc.pid,
-        "placement": placement,
-        "results": results,
-        "verdicts": verdicts(results),
-        "exit_code": exit_code,
-    }
+        results = run_all(args, subjects)
+    report: dict[str, Any] = {"placement": placement, "phases": args.phases, "results": results}
+    if args.go_bin:
+        report["ratios"] = ratios(results["Go"]["figures"], results["pnsq"]["figures"])
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print_report(report)
-    failed = any(results[p]["failures"] for p in ("writer", "reader", "http_pub"))
-    missed = not all(v["passed"] for v in report["verdicts"].values())
-    return 1 if failed else 3 if missed and args.strict else 0
+        for label, result in results.items():
+            print_figures(f"{label} ({' '.join(result['cmd'])})", result, vars(args), label != "Go")
+        if "ratios" in report:
+            print_ratios(report["ratios"], vars(args))
+    return exit_status(results, report.get("ratios", {}), args.strict)
+
+
+def exit_status(
+    results: dict[str, dict[str, Any]], ratio_rows: dict[str, dict[str, Any]], strict: bool
+) -> int:
+    """1 when a phase failed; with ``strict``, 3 when the last subject (pnsq) missed an
+    absolute target or a ratio to Go's nsqd; else 0."""
+    if any(result["failures"] for result in results.values()):
+        return 1
+    verdicts_ = list(results.values())[-1]["verdicts"].values()
+    missed = not all(v["passed"] for v in verdicts_) or any(
+        row["passed"] is False for row in ratio_rows.values()
+    )
+    return 3 if missed and strict else 0
 
 
 if __name__ == "__main__":

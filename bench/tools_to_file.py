@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import Nsqd, default_nsqd_cmd, pick_cpus
+from nsqd_process import Nsqd, default_nsqd_cmd, pick_cpus
 
 from pnsq import wire
 

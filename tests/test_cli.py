@@ -674,6 +674,20 @@ def test_drain_flags_are_parsed_and_checked(rec: Recorder) -> None:
     assert "later" in bad.output
 
 
+def test_metrics_per_client_is_off_by_default_a_bare_flag_and_a_config_key(
+    rec: Recorder, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, "metrics_per_client = true\n")
+    for args in (
+        (),
+        ("--metrics-per-client",),
+        ("--metrics-per-client=false",),
+        ("--config", config),
+    ):
+        assert nsqd(*args).exit_code == 0
+    assert [options.metrics_per_client for options in rec.options] == [False, True, False, True]
+
+
 def test_tls_cert_and_key_start_nsqd(rec: Recorder, tmp_path: Path) -> None:
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")

@@ -85,26 +85,37 @@ def _with_memory_depth(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge_e2e(documents: Iterable[Doc | None]) -> dict[str, Any]:
-    """nsqadmin's merged E2E: per quantile the min, max and average over nodes, and counts."""
+    """nsqadmin's merged E2E (Go's ``E2eProcessingLatencyAggregate``) from nsqd's documents
+    (``{"count": N, "percentiles": [{"quantile", "value"}]}``, values in ns): per quantile
+    the min and max over the nodes, and their average weighted by each node's count of
+    finished messages, which ``count`` sums; highest quantile first."""
     count = 0
-    by_quantile: dict[float, list[float]] = {}
+    by_quantile: dict[float, list[tuple[float, int]]] = {}
     for doc in documents:
         if not doc:
             continue
-        count += int(doc.get("count") or 0)
+        finished = int(doc.get("count") or 0)
+        count += finished
         for p in doc.get("percentiles") or []:
-            by_quantile.setdefault(float(p["quantile"]), []).append(float(p["value"]))
-    percentiles = [
-        {
-            "quantile": q,
-            "min": min(values),
-            "max": max(values),
-            "average": sum(values) / len(values),
-            "count": len(values),
-        }
-        for q, values in sorted(by_quantile.items(), reverse=True)
-    ]
+            by_quantile.setdefault(float(p["quantile"]), []).append((float(p["value"]), finished))
+    percentiles = [_merged(q, values) for q, values in sorted(by_quantile.items(), reverse=True)]
     return {"count": count, "percentiles": percentiles or None}
+
+
+def _merged(quantile: float, values: list[tuple[float, int]]) -> dict[str, Any]:
+    weight = sum(finished for _, finished in values)
+    if weight:
+        average = sum(value * finished for value, finished in values) / weight
+    else:  # no counts reported: every node alike
+        average = sum(value for value, _ in values) / len(values)
+    plain = [value for value, _ in values]
+    return {
+        "quantile": quantile,
+        "min": min(plain),
+        "max": max(plain),
+        "average": average,
+        "count": weight,
+    }
 
 
 # -- topics -------------------------------------------------------------------------------------
@@ -209,12 +220,14 @@ def _channel_doc(node: Node, topic: str, channel: str) -> Doc | None:
 def _channel_total(nodes: list[Node], topic: str, channel: str) -> View:
     rows: list[dict[str, Any]] = []
     clients: list[dict[str, Any]] = []
+    e2e: list[Doc | None] = []  # nsqd's own documents: the rows hold them merged already
     for node in _producers(nodes, topic):
         doc = _channel_doc(node, topic, channel)
         if doc is None:
             if not node.up:
                 rows.append(_down_row(node, topic_name=topic, channel_name=channel))
             continue
+        e2e.append(doc.get("e2e_processing_latency"))
         row = _with_memory_depth(_sum([doc], _CHANNEL_SUMS))
         row.update(
             node=node.node,
@@ -237,7 +250,7 @@ def _channel_total(nodes: list[Node], topic: str, channel: str) -> View:
         paused=any(r["paused"] for r in up_rows),
         nodes=rows,
         clients=sorted(clients, key=lambda c: (c["node"], c.get("remote_address", ""))),
-        e2e_processing_latency=merge_e2e(r["e2e_processing_latency"] for r in up_rows),
+        e2e_processing_latency=merge_e2e(e2e),
     )
     down = [n for n in _producers(nodes, topic) if not n.up]
     return View(total, node_warnings(down))

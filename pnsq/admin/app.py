@@ -6,6 +6,7 @@ path, and the page renders itself from ``/api/...``, which scripts can use the s
 GET asks the cluster afresh (all nodes at once, each bounded by the request timeout), so what a
 page shows right after an action is the action's result. ``/api/events`` is a server-sent
 event stream with one event per sample; pages refresh their data and charts on it.
+``/metrics`` is the admin's own Prometheus endpoint (``metrics.py``): how its polls fare.
 
 Actions are POST (or DELETE, as nsqadmin's API) with a JSON body, and are refused with 403
 unless the request is same-origin: the body must be ``application/json`` (an HTML form on
@@ -49,7 +50,9 @@ from ..wire.names import is_valid_name
 from . import aggregate
 from .aggregate import Node, View
 from .cluster import ActionResult, Cluster, FetchError
+from .graphite import Graphite
 from .history import History, counters
+from .metrics import encode
 from .notify import Notifier, admin_action
 from .options import AdminOptions
 
@@ -137,6 +140,7 @@ class Admin:
         ]
         routes += [
             Route("/ping", api(self.ping)),
+            Route("/metrics", api(self.metrics)),
             Route("/api/topics", api(self.topics), methods=["GET", "POST"]),
             Route("/api/topics/{topic}", api(self.topic), methods=["GET", "POST", "DELETE"]),
             Route("/api/topics/{topic}/{channel}/peek", api(self.peek)),
@@ -151,6 +155,7 @@ class Admin:
             Route("/api/counter", api(self.counter)),
             Route("/api/history", api(self.series)),
             Route("/api/events", api(self.events)),
+            *Graphite(self.options, self.cluster.client).routes(),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
         return Starlette(routes=routes)
@@ -167,6 +172,11 @@ class Admin:
 
     async def ping(self, request: Request) -> Response:
         return PlainTextResponse("OK")
+
+    async def metrics(self, request: Request) -> Response:
+        """The admin's own metrics (``metrics.py``): polls that failed, nodes up, poll time."""
+        body, content_type = encode(self.cluster.metrics.registry, request.headers.get("accept"))
+        return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -246,6 +256,7 @@ class Admin:
         view = aggregate.node_list(nodes, NSQ_VERSION)
         for row in view.data["nodes"]:
             row["rate"] = self.history.rate(f"node:{row['node']}")
+            row["metrics_url"] = self.cluster.url(row["node"], "/metrics")
         return self._answer(view, warnings, "")
 
     async def node(self, request: Request) -> Response:
@@ -258,6 +269,7 @@ class Admin:
         view = aggregate.node_stats(nodes, name)
         if view is not None:
             view.data["rate"] = self.history.rate(f"node:{name}")
+            view.data["metrics_url"] = self.cluster.url(name, "/metrics")
         return self._answer(view, warnings, "NODE_NOT_FOUND")
 
     async def lookup(self, request: Request) -> Response:

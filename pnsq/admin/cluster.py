@@ -6,12 +6,16 @@ nsqd or lookupd). Every fan-out runs all requests at once, each under its own de
 at most and shows up as an error, never as a failed page. Nodes are named ``host:http_port``:
 the lookupds' ``broadcast_address:http_port``, or the ``--nsqd-http-address`` without its
 scheme; an address given as ``https://`` is reached over TLS under every name it goes by.
+
+Every poll is also counted in ``metrics`` (the admin's own ``/metrics``): each node or lookupd
+that failed to answer, the nodes up and down, and how long the whole poll took.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,6 +25,7 @@ import httpx
 import trio
 
 from .aggregate import Node
+from .metrics import ClusterMetrics
 from .options import AdminOptions, split_scheme
 
 log = logging.getLogger("pnsq.admin")
@@ -84,6 +89,8 @@ class Cluster:
         given = options.lookupd_http_addresses + options.nsqd_http_addresses
         self._schemes = {bare: scheme for scheme, bare in map(split_scheme, given)}
         self.nsqd_addresses = [split_scheme(a)[1] for a in options.nsqd_http_addresses]
+        self.metrics = ClusterMetrics()
+        self.metrics.polled(split_scheme(a)[1] for a in given)
 
     def url(self, address: str, path: str) -> str:
         scheme, bare = split_scheme(address)
@@ -127,11 +134,28 @@ class Cluster:
 
     async def nodes(self) -> tuple[list[Node], list[str]]:
         """Every nsqd with its /stats (or error), and warnings about lookupds that failed."""
+        started = time.perf_counter()
         if not self.uses_lookupd:
-            return await self._listed_nodes(), []
-        nodes, warnings = await self._lookupd_nodes()
-        results = await gather(partial(self.get, n.node, "/stats", format="json") for n in nodes)
-        return [_with_stats(n, r) for n, r in zip(nodes, results, strict=True)], warnings
+            nodes, warnings = await self._listed_nodes(), list[str]()
+        else:
+            nodes, warnings = await self._lookupd_nodes()
+            calls = (partial(self.get, n.node, "/stats", format="json") for n in nodes)
+            results = await gather(calls)
+            nodes = [_with_stats(n, r) for n, r in zip(nodes, results, strict=True)]
+        self._count_poll(nodes, time.perf_counter() - started)
+        return nodes, warnings
+
+    def _count_poll(self, nodes: list[Node], seconds: float) -> None:
+        self.metrics.polled(n.node for n in nodes)
+        down = [n.node for n in nodes if not n.up]
+        for node in down:
+            self.metrics.failed(node)
+        self.metrics.nodes_seen(up=len(nodes) - len(down), down=len(down))
+        self.metrics.scrape_duration.observe(seconds)
+
+    def _lookupd_failed(self, address: str, error: FetchError) -> str:
+        self.metrics.failed(split_scheme(address)[1])
+        return f"lookupd {address} did not answer: {error}"
 
     async def _lookupd_nodes(self) -> tuple[list[Node], list[str]]:
         addresses = self.options.lookupd_http_addresses
@@ -140,7 +164,7 @@ class Cluster:
         warnings = []
         for address, answer in zip(addresses, answers, strict=True):
             if isinstance(answer, FetchError):
-                warnings.append(f"lookupd {address} did not answer: {answer}")
+                warnings.append(self._lookupd_failed(address, answer))
                 continue
             for peer in (answer or {}).get("producers") or []:
                 node = _peer_node(peer)
@@ -182,7 +206,7 @@ class Cluster:
         asks: list[tuple[str, str]] = []
         for address, answer in zip(addresses, answers, strict=True):
             if isinstance(answer, FetchError):
-                warnings.append(f"lookupd {address} did not answer: {answer}")
+                warnings.append(self._lookupd_failed(address, answer))
                 continue
             for topic in (answer or {}).get("topics") or []:
                 topics.setdefault(topic, set())
@@ -190,7 +214,7 @@ class Cluster:
         channels = await gather(partial(self.get, a, "/channels", topic=t) for a, t in asks)
         for (address, topic), answer in zip(asks, channels, strict=True):
             if isinstance(answer, FetchError):
-                warnings.append(f"lookupd {address} did not answer: {answer}")
+                warnings.append(self._lookupd_failed(address, answer))
                 continue
             topics[topic].update((answer or {}).get("channels") or [])
         return topics, warnings

@@ -39,6 +39,13 @@ class AdminOptions:
     http_client_tls_root_ca_file: str = ""
     http_client_tls_cert: str = ""
     http_client_tls_key: str = ""
+    # graphite (nsqadmin's; see graphite.py): statsd keys as nsqd and statsd write them
+    graphite_url: str = ""
+    proxy_graphite: bool = False
+    statsd_prefix: str = "nsq.%s"
+    statsd_counter_format: str = "stats.counters.%s.count"
+    statsd_gauge_format: str = "stats.gauges.%s"
+    statsd_interval: float = 60.0
 
 
 def split_scheme(address: str) -> tuple[str, str]:
@@ -97,6 +104,18 @@ FLAGS: tuple[Flag, ...] = (
          "CA file used to verify the certificates of HTTPS nodes"),
     flag("http-client-tls-cert", flags.string, "client certificate for HTTPS nodes (PEM)"),
     flag("http-client-tls-key", flags.string, "client key for HTTPS nodes (PEM)"),
+    flag("graphite-url", url, "graphite HTTP address"),
+    flag("proxy-graphite", flags.boolean, "proxy HTTP requests to graphite", bare=True),
+    flag("statsd-prefix", flags.string,
+         "prefix used for keys sent to statsd (%s for host replacement, must match nsqd)"),
+    flag("statsd-counter-format", flags.string,
+         "the counter stats key formatting applied by the implementation of statsd "
+         "(empty: no formatting)"),
+    flag("statsd-gauge-format", flags.string,
+         "the gauge stats key formatting applied by the implementation of statsd "
+         "(empty: no formatting)"),
+    flag("statsd-interval", flags.positive_duration,
+         "time interval nsqd is configured to push to statsd (must match nsqd)"),
 )
 # fmt: on
 
@@ -109,6 +128,8 @@ def finish(options: AdminOptions) -> AdminOptions:
         raise ValueError("--http-client-tls-key must be specified with --http-client-tls-cert")
     if options.http_client_tls_key and not options.http_client_tls_cert:
         raise ValueError("--http-client-tls-cert must be specified with --http-client-tls-key")
+    if options.proxy_graphite and not options.graphite_url:
+        raise ValueError("--proxy-graphite needs --graphite-url")
     if options.admin_users and not options.acl_http_header:
         raise ValueError("--acl-http-header must name a header when --admin-user is given")
     return options

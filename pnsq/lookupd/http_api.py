@@ -8,6 +8,8 @@ topic; /nodes hides only inactive ones, and says per topic whether the node is t
 The handlers see the daemon only as ``Registry`` (its registrations, options and clock), so
 this module sits below ``lookupd``, which serves it.
 
+/metrics (pnsq's) is Prometheus' view of the same registrations (``metrics``).
+
 /debug dumps the registrations in NSQ's shape: ``category:key:subkey`` to the producers
 registered there, so NSQ's tooling reads it; registrations without producers are left out,
 as NSQ leaves them out.
@@ -36,6 +38,9 @@ from ..wire.names import is_valid_name
 from .options import LookupdOptions
 from .registration_db import PEER_FIELDS, Peer, Producer, RegistrationDB
 
+if TYPE_CHECKING:
+    from .._internal.prometheus import Exposition
+
 
 class Registry(Protocol):
     """What the HTTP handlers need of the daemon (``Lookupd``)."""
@@ -45,6 +50,8 @@ class Registry(Protocol):
 
     @property
     def options(self) -> LookupdOptions: ...
+
+    exposition: Exposition | None  # GET /metrics' registry, made by the first scrape
 
     def now(self) -> float: ...
 
@@ -218,6 +225,16 @@ def _debug(lookupd: Registry, request: Request) -> Response:
     return json_response(data)
 
 
+def _metrics(lookupd: Registry, request: Request) -> Response:
+    """Prometheus' text format, or OpenMetrics when Accept asks for it (pnsq's own);
+    prometheus_client is loaded by the first scrape, as nsqd's (``pnsq.nsqd.http_api``)."""
+    if lookupd.exposition is None:
+        from .metrics import exposition  # the first scrape
+
+        lookupd.exposition = exposition(lookupd)
+    return lookupd.exposition.response(request.header(b"accept"))
+
+
 def _max_body(lookupd: Registry) -> int:
     return MAX_BODY
 
@@ -235,6 +252,7 @@ _ROUTES: dict[str, dict[str, Route]] = {
     "/channel/delete": {"POST": Route(_delete_channel)},
     "/topic/tombstone": {"POST": Route(_tombstone_topic_producer)},
     "/debug": {"GET": Route(_debug)},
+    "/metrics": {"GET": Route(_metrics)},
 }
 _ROUTER = http_server.Router(_ROUTES, _max_body, log)
 

@@ -12,6 +12,7 @@ import json
 import logging
 import socket
 from functools import partial
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -31,6 +32,9 @@ from .http_api import handle_http_connection
 from .options import LookupdOptions
 from .registration_db import Peer, RegistrationDB
 
+if TYPE_CHECKING:
+    from .._internal.prometheus import Exposition
+
 log = logging.getLogger("pnsq.lookupd")
 
 RECEIVE_SIZE = 16 * 1024
@@ -46,6 +50,7 @@ class Lookupd:
         self.http_address: tuple[str, int] | None = None
         self._stop = trio.Event()
         self._identify_reply = b""  # known once the listeners are bound
+        self.exposition: Exposition | None = None  # GET /metrics: made by the first scrape
 
     @staticmethod
     def now() -> float:

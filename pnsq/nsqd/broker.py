@@ -22,6 +22,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -39,6 +40,9 @@ from .lookup import LookupPeers
 from .message import IdFactory
 from .options import Options
 from .topic import PutError, Topic
+
+if TYPE_CHECKING:
+    from .._internal.prometheus import Exposition
 
 log = logging.getLogger("pnsq.nsqd")
 
@@ -76,6 +80,7 @@ class Broker:
         self.lookup = LookupPeers(self)
         self.drain = Drain(self)
         self.auth = AuthServers(options) if options.auth_http_addresses else None
+        self.exposition: Exposition | None = None  # GET /metrics: made by the first scrape
 
     def _set_health(self, health: str) -> None:
         self.health = health

@@ -1,10 +1,12 @@
 """A channel: one copy of a topic's stream, shared out among its consumers.
 
 Delivery is synchronous: ``dispatch(now)`` hands queued messages to clients that have room
-under their RDY (round robin) by appending message frames to each client's output buffer; the
-client's writer task sends them in one write. It runs whenever something may have freed room
-or brought messages: a publish, FIN/REQ/RDY (once per socket read, not per command), a timer.
-No task, Event or channel is created per message.
+under their RDY, each its fair share of the queue in one batch (round robin between batches),
+by appending message frames to each client's output buffer, which goes out in one write. It
+runs whenever something may have freed room or brought messages: a publish, FIN/REQ/RDY (once
+per socket read, not per command), a timer. No task, Event or channel is created per message.
+The queue holds a publish's messages as the records the topic shares among its channels; a
+message becomes this channel's ``Message`` when it is first delivered (``message.py``).
 
 A channel knows the broker around it only as ``ChannelHost`` (the clock, its backend, its
 timer, the metadata file), and its topic only as the callable that deletes it.
@@ -17,14 +19,14 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..wire.errors import FinFailedError, ReqFailedError, SubFailedError, TouchFailedError
 from ..wire.names import is_ephemeral
 from .backend import READ_AHEAD, BackendQueue, NoBackend, OnRead
 from .in_flight import DeferredQueue, InFlightQueue
-from .message import Message
+from .message import Item, Message, Queued
 from .quantile import Quantile
 
 if TYPE_CHECKING:
@@ -68,7 +70,7 @@ class Channel:
         self._host = host
         self._delete = delete
         self._mem_size = host.options.mem_queue_size
-        self.memory: deque[Message] = deque()
+        self.memory: deque[Item] = deque()
         self.backend: BackendQueue = (
             NoBackend()
             if self.ephemeral
@@ -108,27 +110,52 @@ class Channel:
 
     # -- putting messages in ----------------------------------------------------------------
 
-    def put(self, messages: list[Message], now: float) -> None:
-        """Queue published messages (the topic checked ``has_room`` first).
+    def put_queued(self, queued: list[Queued], now: float) -> None:
+        """Queue a publish's messages (the topic checked ``has_room`` first): the hot path.
+
+        One ``extend`` when the whole batch fits in memory and nothing waits on disk; the
+        records are shared with the topic's other channels, which is safe as they are immutable.
+        """
+        memory = self.memory
+        if self.ephemeral or (
+            not self._durable
+            and len(memory) + len(queued) <= self._mem_size
+            and not self.backend.depth()
+        ):
+            self.message_count += len(queued)
+            memory.extend(queued)
+            self.dispatch(now)
+            if self.ephemeral and len(memory) > self._mem_size:
+                self._drop_overflow()
+        else:
+            self.put(queued, now)
+
+    def put(self, items: Sequence[Item], now: float) -> None:
+        """Queue messages, one by one (the topic checked ``has_room`` first).
 
         Memory while it has room and nothing waits on disk (so the disk backlog drains in
         order); otherwise disk. Durable mode (``--sync-every=1``) puts everything on disk,
         deferred messages too, with their time.
         """
-        self.message_count += len(messages)
+        self.message_count += len(items)
         memory, mem_size, backend = self.memory, self._mem_size, self.backend
         durable, ephemeral = self._durable, self.ephemeral
-        for msg in messages:
-            if msg.deliver_at > now and not durable:
-                self._defer(msg, msg.deliver_at)
+        for item in items:
+            if isinstance(item, Message) and item.deliver_at > now and not durable:
+                self._defer(item, item.deliver_at)
             elif ephemeral or (not durable and len(memory) < mem_size and not backend.depth()):
-                memory.append(msg)
-            elif not backend.put(msg, now):
-                memory.append(msg)  # has_room() said yes; never lose an accepted message
+                memory.append(item)
+            elif not backend.put(Message.of(item), now):
+                memory.append(item)  # has_room() said yes; never lose an accepted message
         self.dispatch(now)
-        if ephemeral and len(memory) > mem_size:  # NSQ's ephemeral channels drop the overflow
-            for _ in range(len(memory) - mem_size):
-                memory.pop()
+        if ephemeral and len(memory) > mem_size:
+            self._drop_overflow()
+
+    def _drop_overflow(self) -> None:
+        """NSQ's ephemeral channels drop what does not fit in memory (the newest)."""
+        memory = self.memory
+        for _ in range(len(memory) - self._mem_size):
+            memory.pop()
 
     def _disk_read(self, messages: list[Message]) -> None:
         """Messages read back from the disk queue."""
@@ -172,38 +199,49 @@ class Channel:
         if len(from_disk) < READ_AHEAD // 2:
             self.backend.request_read()
 
-    def _deliver(self, now: float, memory: deque[Message], from_disk: deque[Message]) -> None:
+    def _deliver(self, now: float, memory: deque[Item], from_disk: deque[Message]) -> None:
+        """Share the queue out among the ready clients, each share in one batch.
+
+        Each client takes at most its fair share of what is queued (so a small backlog is
+        split evenly) and the client served last goes to the back of the order, so the round
+        robin carries over to the next dispatch, even for one message at a time.
+        """
         ready = [c for c in self.clients.values() if c.in_flight_count < c.ready_count]
         if not ready:
             return
-        in_flight = self.in_flight
         shortest = math.inf
         while ready and (memory or from_disk):
-            source = memory or from_disk
+            source: deque[Item] = memory or from_disk  # type: ignore[assignment]
+            share = -(-len(source) // len(ready))
             for client in ready:
-                room = min(client.ready_count - client.in_flight_count, len(source))
+                room = min(client.ready_count - client.in_flight_count, share, len(source))
                 if len(ready) > 1:
-                    room = min(room, 1)
-                    # Last served goes last: the round robin carries over to the next dispatch.
                     self.clients[client.id] = self.clients.pop(client.id)
-                timeout = client.msg_timeout
-                shortest = min(shortest, timeout)
-                sample_rate = client.sample_rate
-                for _ in range(room):
-                    msg = source.popleft()
-                    if sample_rate and random.randint(0, 99) > sample_rate:
-                        msg.done()
-                        continue  # NSQ's sampling: this channel loses the message
-                    msg.attempts = (msg.attempts + 1) & 0xFFFF
-                    msg.client = client
-                    msg.delivered_at = now
-                    in_flight.add(msg, timeout, now)
-                    client.send_message(msg)
+                shortest = min(shortest, client.msg_timeout)
+                self._hand_out(client, source, room, now)
                 if not source:
                     break
             ready = [c for c in ready if c.in_flight_count < c.ready_count]
         if now + shortest < self.wake_at:
             self._host.schedule(self, now + shortest)
+
+    def _hand_out(self, client: ClientV2, source: deque[Item], n: int, now: float) -> None:
+        """The next ``n`` queued messages to ``client``: in flight, then in its output."""
+        sample_rate, of = client.sample_rate, Message.of
+        batch: list[Message] = []
+        for _ in range(n):
+            item = source.popleft()
+            msg = item if isinstance(item, Message) else of(item)
+            if sample_rate and random.randint(0, 99) > sample_rate:
+                msg.done()
+                continue  # NSQ's sampling: this channel loses the message
+            msg.attempts = (msg.attempts + 1) & 0xFFFF
+            msg.client = client
+            msg.delivered_at = now
+            batch.append(msg)
+        if batch:
+            self.in_flight.add_many(batch, client.msg_timeout, now)
+            client.send_messages(batch)
 
     def process_timers(self, now: float) -> None:
         """Requeue what timed out in flight, release what is no longer deferred, dispatch."""
@@ -250,6 +288,25 @@ class Channel:
         client.finish_count += 1
         if self.e2e is not None:
             self.e2e.insert(time.time_ns() - msg.timestamp, now)
+
+    def finish_many(self, client: ClientV2, ids: list[bytes], now: float) -> list[FinFailedError]:
+        """FIN each of ``ids`` (a consumer's run of FINs); the failures, in order."""
+        taken, refused = self.in_flight.take(ids, client)
+        e2e = self.e2e
+        for msg in taken:
+            msg.client = None
+            if msg.origin is not None:
+                msg.done()
+            if e2e is not None:
+                e2e.insert(time.time_ns() - msg.timestamp, now)
+        client.in_flight_count -= len(taken)
+        client.finish_count += len(taken)
+        return [self._fin_failed(client, msg_id) for msg_id in refused]
+
+    def _fin_failed(self, client: ClientV2, msg_id: bytes) -> FinFailedError:
+        reason = self._owned(client, msg_id)
+        assert isinstance(reason, str)
+        return FinFailedError(f"FIN {msg_id.decode('latin-1')} failed {reason}")
 
     def requeue(self, client: ClientV2, msg_id: bytes, delay: float, now: float) -> None:
         msg = self._pop_owned(client, msg_id)
@@ -322,7 +379,11 @@ class Channel:
         """
         self.exiting = True
         backend = self.backend
-        held = [*self.memory, *self.in_flight.messages.values(), *self.deferred.messages.values()]
+        held = [
+            *map(Message.of, self.memory),
+            *self.in_flight.messages.values(),
+            *self.deferred.messages.values(),
+        ]
         for msg in held:
             if backend.put(msg, now):
                 msg.done()
@@ -332,5 +393,7 @@ class Channel:
 
     def peek(self, n: int) -> list[Message]:
         """The next ``n`` messages waiting for delivery, left where they are."""
-        waiting = list(itertools.islice(itertools.chain(self.memory, self.backend.ready), n))
+        waiting = list(
+            map(Message.of, itertools.islice(itertools.chain(self.memory, self.backend.ready), n))
+        )
         return waiting + self.backend.peek(n - len(waiting)) if len(waiting) < n else waiting

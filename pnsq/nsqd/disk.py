@@ -20,10 +20,16 @@ soon as that one ends and covers all of them (group commit); their answers go ou
 (``Round.finish``).
 A failing disk turns health to ``NOK - <reason>`` and publishes are refused until a round
 succeeds again (tried every ``RETRY_AFTER``).
+
+For /metrics the disk keeps two plain numbers, updated once per round by the event loop: the
+durations of the round's fsyncs as histogram buckets (``fsync_seconds``) and the damaged records
+skipped so far (``corrupt_records``, which outlives deleted topics, as a counter must).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
 import math
 import os
@@ -46,6 +52,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("pnsq.nsqd")
 
 RETRY_AFTER = 1.0  # seconds between rounds while the disk fails
+# Upper bounds (seconds) of the fsync histogram's buckets: an SSD's fsync takes 0.1-10 ms, a
+# spinning disk's 10-100 ms, a disk in trouble seconds.
+# fmt: off
+FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                 0.5, 1.0, 2.5, 5.0, 10.0)
+# fmt: on
+
+
+class Histogram:
+    """Observations counted into buckets (``le`` upper bounds), as Prometheus keeps them."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # per bucket; the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, values: list[float]) -> None:
+        for value in values:
+            self.counts[bisect.bisect_left(self.bounds, value)] += 1
+            self.sum += value
+
+    def cumulative(self) -> list[int]:
+        """Observations at or below each bound, and the total (Prometheus' buckets)."""
+        return list(itertools.accumulate(self.counts))
 
 
 @dataclass(eq=False)
@@ -93,6 +123,8 @@ class Disk:
         self._wanted = False  # a durable publisher waits on the next round
         self._last_sync = -math.inf
         self._committer = Committer()
+        self.fsync_seconds = Histogram(FSYNC_BUCKETS)
+        self.corrupt_records = 0  # damaged records skipped, over every queue ever opened
 
     def open(self, name: str, on_read: OnRead, wants_read: Callable[[], bool]) -> DiskQueue:
         """The disk queue ``name``, picking up what a previous run left in its files."""
@@ -158,11 +190,16 @@ class Disk:
             self.metadata_dirty = False
         pairs = [(f, w) for _, f, w in jobs]
         error = None  # nsqd.dat's
+        fsync_times: list[float] = []
         if self.durable and metadata is None and appends_only(pairs):
-            await self._commit(pairs)  # finished even when cancelled (``Committer.fsync``)
+            # finished even when cancelled (``Committer.fsync``)
+            await self._commit(pairs, fsync_times)
         else:
             with trio.CancelScope(shield=True):  # a round taken on is always finished
-                error = await trio.to_thread.run_sync(execute, pairs, metadata, self.data_path)
+                error = await trio.to_thread.run_sync(
+                    execute, pairs, metadata, self.data_path, fsync_times
+                )
+        self.fsync_seconds.observe(fsync_times)
         now, wall_ns = self.now(), self.wall_ns()
         for queue, files, work in jobs:
             self._apply(queue, files, work, now, wall_ns)
@@ -176,11 +213,14 @@ class Disk:
             self._wake.set()
         return not errors
 
-    async def _commit(self, pairs: list[tuple[SegmentFiles, Work]]) -> None:
+    async def _commit(
+        self, pairs: list[tuple[SegmentFiles, Work]], fsync_times: list[float]
+    ) -> None:
         """Durable publishing's usual round: written here, fsynced by the committer thread."""
-        to_sync = append(pairs)
+        to_sync = append(pairs, fsync_times)
         if to_sync:
             synced(to_sync, await self._committer.fsync([fd for fd, _, _ in to_sync]))
+            fsync_times += self._committer.times
 
     def _sync_due(self, now: float) -> bool:
         if now >= self._last_sync + self.sync_timeout:
@@ -208,6 +248,7 @@ class Disk:
             return
         corrupt = queue.corrupt_count
         self.ops += queue.apply(work, now, wall_ns)
+        self.corrupt_records += queue.corrupt_count - corrupt
         if queue.corrupt_count > corrupt and work.read is not None:
             log.error(
                 "DISKQUEUE(%s): skipped %d damaged record(s) in %s",

@@ -20,6 +20,7 @@ import errno
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -50,6 +51,7 @@ class Committer:
         self._request = self._answer = -1  # the event loop's ends of the two pipes
         self._fds: list[int] = []
         self._errors: list[OSError | None] = []
+        self.times: list[float] = []  # the last job's fsync durations (seconds), for /metrics
         self._pool: ThreadPoolExecutor | None = None  # for rounds that wrote several files
 
     async def fsync(self, fds: list[int]) -> list[OSError | None]:
@@ -89,10 +91,13 @@ class Committer:
         try:
             while os.read(request, 1):
                 try:
-                    self._errors = self._sync_all(self._fds)
+                    results = self._sync_all(self._fds)
+                    self._errors = [error for error, _ in results]
+                    self.times = [seconds for _, seconds in results]
                 except Exception as err:  # a bug here must fail the round, not hang it
                     log.exception("DISK: the committer failed")
                     self._errors = [OSError(errno.EIO, f"committer: {err!r}")] * len(self._fds)
+                    self.times = []
                 os.write(answer, b"d")
         except OSError:
             pass  # the event loop's end is closed: nsqd is stopping
@@ -100,7 +105,7 @@ class Committer:
             os.close(request)
             os.close(answer)
 
-    def _sync_all(self, fds: list[int]) -> list[OSError | None]:
+    def _sync_all(self, fds: list[int]) -> list[tuple[OSError | None, float]]:
         """fsync each descriptor; several at once when there are several (every channel of
         a topic has its own file): concurrent fsyncs share the filesystem's journal commit,
         so four files cost about one fsync instead of four."""
@@ -123,12 +128,14 @@ class Committer:
             self._pool = None
 
 
-def _fsync(fd: int) -> OSError | None:
+def _fsync(fd: int) -> tuple[OSError | None, float]:
+    """fsync ``fd``: its error (None when it succeeded) and how long it took (seconds)."""
+    start = time.perf_counter()
     try:
         os.fsync(fd)  # looked up per call: tests hold or fail it
     except OSError as err:
-        return err
-    return None
+        return err, time.perf_counter() - start
+    return None, time.perf_counter() - start
 
 
 def appends_only(jobs: list[tuple[SegmentFiles, Work]]) -> bool:
@@ -147,16 +154,19 @@ def _appends_only(files: SegmentFiles, work: Work) -> bool:
     )
 
 
-def append(jobs: list[tuple[SegmentFiles, Work]]) -> list[tuple[int, SegmentFiles, Work]]:
+def append(
+    jobs: list[tuple[SegmentFiles, Work]], fsync_times: list[float]
+) -> list[tuple[int, SegmentFiles, Work]]:
     """The event loop's part of an appends-only round: write; returns what to fsync.
 
-    Every queue's ``appends_only`` holds: no file is opened, no segment switched.
+    Every queue's ``appends_only`` holds: no file is opened, no segment switched (so no
+    write fsyncs here; ``fsync_times`` is only passed through).
     """
     to_sync = []
     for files, work in jobs:
         try:
             for chunk in work.chunks:
-                files.write(chunk)
+                files.write(chunk, fsync_times)
         except OSError as err:
             work.error = err
         else:

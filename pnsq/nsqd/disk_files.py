@@ -12,6 +12,8 @@ their fsync: the event loop writes them (``write``, a few KiB into the page cach
 committer thread fsyncs (``disk_commit``), which keeps a publish's round trip short. A
 ``SegmentFiles`` is changed only by the round in progress (and by ``recover`` when its queue
 opens); the admin's ``peek`` only reads.
+Each fsync is timed into the round's ``fsync_times`` (the event loop folds them into
+/metrics' ``nsq_disk_fsync_seconds`` once the round is back: no lock, one number per fsync).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import logging
 import os
 import re
+import time
 
 from .disk_record import RecordReader
 from .diskqueue import Chunk, QueueStart, Work
@@ -104,10 +107,10 @@ class SegmentFiles:
 
     # -- the thread side of a round ---------------------------------------------------------
 
-    def write(self, chunk: Chunk) -> None:
+    def write(self, chunk: Chunk, fsync_times: list[float]) -> None:
         if self._wfd is None or self._wfd_file != chunk.file:
             if self._wfd is not None:
-                os.fsync(self._wfd)  # a finished segment is synced as it is left
+                timed_fsync(self._wfd, fsync_times)  # a finished segment is synced as it is left
                 os.close(self._wfd)
                 self._wfd = None
             self._wfd = os.open(
@@ -143,9 +146,9 @@ class SegmentFiles:
         data = os.pread(self._rfd, size, pos)
         return data, len(data) < size and file < last_file
 
-    def sync(self) -> None:
+    def sync(self, fsync_times: list[float]) -> None:
         if self._wfd is not None:
-            os.fsync(self._wfd)
+            timed_fsync(self._wfd, fsync_times)
         self.unsynced = False
 
     def close(self) -> None:
@@ -175,11 +178,15 @@ class SegmentFiles:
 
 
 def execute(
-    jobs: list[tuple[SegmentFiles, Work]], metadata: bytes | None, data_path: str
+    jobs: list[tuple[SegmentFiles, Work]],
+    metadata: bytes | None,
+    data_path: str,
+    fsync_times: list[float],
 ) -> OSError | None:
     """A whole round, in a worker thread: writes, fsyncs, reads, metadata, deletions.
 
-    Each queue's failure is kept in its ``Work``; the return value is nsqd.dat's.
+    Each queue's failure is kept in its ``Work``; the return value is nsqd.dat's. The duration
+    of every fsync is appended to ``fsync_times``.
     """
     for files, work in jobs:
         try:
@@ -187,31 +194,31 @@ def execute(
                 files.delete_all()
                 continue
             for chunk in work.chunks:
-                files.write(chunk)
+                files.write(chunk, fsync_times)
             if work.fsync:
-                files.sync()
+                files.sync(fsync_times)
         except OSError as err:
             work.error = err
     for files, work in jobs:
         if work.error is None and not work.delete_all:
             try:
-                _read_and_tidy(files, work)
+                _read_and_tidy(files, work, fsync_times)
             except OSError as err:
                 work.error = err
         work.written, work.unsynced = files.written, files.unsynced
     if metadata is not None:
         try:
-            write_atomically(os.path.join(data_path, "nsqd.dat"), metadata)
+            write_atomically(os.path.join(data_path, "nsqd.dat"), metadata, fsync_times)
         except OSError as err:
             return err
     return None
 
 
-def _read_and_tidy(files: SegmentFiles, work: Work) -> None:
+def _read_and_tidy(files: SegmentFiles, work: Work, fsync_times: list[float]) -> None:
     if work.read is not None:
         work.read_data, work.read_eof = files.read(*work.read)
     if work.meta is not None:
-        write_atomically(files.meta_path, work.meta)
+        write_atomically(files.meta_path, work.meta, fsync_times)
     if work.delete_below > files.low_file:
         files.delete_below(work.delete_below)
 
@@ -254,14 +261,23 @@ def _count_records(path: str, start: int, max_payload: int) -> int:
     return count + len(reader.finish())
 
 
-def write_atomically(path: str, data: bytes) -> None:
+def timed_fsync(fd: int, fsync_times: list[float]) -> None:
+    """``os.fsync``, its duration (seconds) appended to ``fsync_times`` even when it fails."""
+    start = time.perf_counter()
+    try:
+        os.fsync(fd)
+    finally:
+        fsync_times.append(time.perf_counter() - start)
+
+
+def write_atomically(path: str, data: bytes, fsync_times: list[float]) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        timed_fsync(fd, fsync_times)
     finally:
         os.close(fd)
     os.replace(tmp, path)

@@ -39,9 +39,41 @@ class InFlightQueue:
             fifo = self._fifos[timeout] = {}
         fifo[msg.id] = msg
 
+    def add_many(self, batch: list[Message], timeout: float, now: float) -> None:
+        """``add`` for each of a non-empty batch delivered at once with one timeout."""
+        deadline = now + timeout
+        messages = self.messages
+        fifo = self._fifos.get(timeout)
+        if fifo is None:
+            fifo = self._fifos[timeout] = {}
+        for msg in batch:
+            msg.deadline = deadline
+            msg.bucket = timeout
+            messages[msg.id] = fifo[msg.id] = msg
+
     def remove(self, msg: Message) -> None:
         del self.messages[msg.id]
         self._unfile(msg)
+
+    def take(self, ids: list[bytes], owner: object) -> tuple[list[Message], list[bytes]]:
+        """Remove the messages of ``ids`` that ``owner`` holds (a run of FINs): those
+        messages, and the IDs that are not in flight or held by another client."""
+        messages, fifos = self.messages, self._fifos
+        taken: list[Message] = []
+        refused: list[bytes] = []
+        for msg_id in ids:
+            msg = messages.get(msg_id)
+            if msg is None or msg.client is not owner:
+                refused.append(msg_id)
+                continue
+            del messages[msg_id]
+            if msg.bucket != _IRREGULAR:
+                fifo = fifos[msg.bucket]
+                del fifo[msg_id]
+                if not fifo:
+                    del fifos[msg.bucket]
+            taken.append(msg)
+        return taken, refused
 
     def _unfile(self, msg: Message) -> None:
         if msg.bucket == _IRREGULAR:

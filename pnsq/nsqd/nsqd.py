@@ -20,6 +20,7 @@ from .._internal.daemon import bound_address, listen
 from .broker import Broker, DataPathLockedError
 from .http_api import handle_http_connection, handle_https_connection
 from .protocol_v2 import handle_connection
+from .statsd import StatsdPusher
 
 __all__ = ["NSQD", "DataPathLockedError"]
 
@@ -49,6 +50,8 @@ class NSQD(Broker):
                 listeners.start_soon(self.disk.run)
                 listeners.start_soon(self.lookup.run)
                 listeners.start_soon(self.drain.run, self.stop)
+                if self.options.statsd_address:
+                    listeners.start_soon(StatsdPusher(self).run)
                 _serve(listeners, connections, tcp, partial(handle_connection, self))
                 _serve(listeners, connections, http, partial(handle_http_connection, self))
                 _serve(listeners, connections, https, partial(handle_https_connection, self))

@@ -17,7 +17,7 @@ from hashlib import md5
 
 from .._internal import flags
 from .._internal.flags import Flag, flag
-from .._internal.netaddr import default_broadcast_address
+from .._internal.netaddr import default_broadcast_address, split_host_port
 from .tls import server_context
 
 
@@ -106,6 +106,9 @@ class Options:
     deflate: bool = True
     max_deflate_level: int = 6
     snappy: bool = True
+
+    # Prometheus (pnsq's): GET /metrics adds series per client connection (high-cardinality)
+    metrics_per_client: bool = False
 
     @property
     def max_req_timeout_ms(self) -> int:
@@ -220,7 +223,7 @@ FLAGS: tuple[Flag, ...] = (
        "maximum channel consumer connection count per nsqd instance (0 = unlimited)"),
     # statsd
     flag("statsd-address", flags.string, "UDP <addr>:<port> of a statsd daemon for pushing stats"),
-    flag("statsd-interval", flags.duration, "duration between pushing to statsd"),
+    flag("statsd-interval", flags.positive_duration, "duration between pushing to statsd"),
     flag("statsd-mem-stats", flags.boolean, "toggle sending memory and GC stats to statsd", bare=True),
     flag("statsd-prefix", flags.string, "prefix used for keys sent to statsd (%s for host replacement)"),
     flag("statsd-udp-packet-size", flags.natural, "the size in bytes of statsd UDP packets"),
@@ -248,6 +251,10 @@ FLAGS: tuple[Flag, ...] = (
     flag("max-deflate-level", flags.integer,
        "max deflate compression level a client can negotiate (> values == > nsqd CPU usage)"),
     flag("snappy", flags.boolean, "enable snappy feature negotiation (client compression)", bare=True),
+    # Prometheus (pnsq's own)
+    flag("metrics-per-client", flags.boolean,
+       "GET /metrics also has series per client connection (ready, in-flight, finish, requeue, "
+       "message counts): one set per consumer, so off by default", bare=True),
 )
 # fmt: on
 DEPRECATED = {
@@ -270,9 +277,19 @@ def finish(options: Options) -> Options:
         options.tls_required != "false" or options.tls_client_auth_policy
     ):
         problem = "cannot require TLS client connections without TLS key and cert"
+    elif options.statsd_address and not _is_host_port(options.statsd_address):
+        problem = f"--statsd-address {options.statsd_address!r}: want <addr>:<port>"
     if problem:
         raise ValueError(problem)
     server_context(options)  # ValueError("failed to build TLS config - ...") at startup
     if not options.broadcast_address:
         options = dataclasses.replace(options, broadcast_address=default_broadcast_address())
     return options
+
+
+def _is_host_port(address: str) -> bool:
+    try:
+        split_host_port(address)
+    except ValueError:
+        return False
+    return True

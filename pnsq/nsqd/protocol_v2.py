@@ -1,8 +1,10 @@
 """Serving one TCP client with protocol V2: a reader task and a writer task.
 
-The reader parses every complete command of a socket read, acts on each, and wakes the writer
-once; the writer sends everything that accumulated in one ``send_all`` and owns the heartbeat
-ticker. A fatal error is queued behind the output already there, flushed, and the connection
+The reader parses every complete command of a socket read, acts on each, and sends what that
+produced in one write: itself on a plain socket while the writer is parked (``plain_socket``),
+otherwise by waking the writer. The writer sends everything else that accumulates (messages
+published by other connections) in one ``send_all``, owns the heartbeat ticker, and closes a
+client that sent nothing for two heartbeat intervals (NSQ's read deadline). A fatal error is queued behind the output already there, flushed, and the connection
 closed. A bug while serving a client is logged with its traceback and closes that connection
 only. A client that stops reading: the reader stops reading from it once its output passes
 a high-water mark, and a write stalled for a heartbeat interval closes the connection (NSQ's
@@ -14,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ from ..wire.server import ClientState
 from .auth import AuthQueryError
 from .client_v2 import ClientV2
 from .compression import CompressionError
+from .plain_socket import RECEIVE_SIZE, plain_socket
 from .topic import PutError
 from .upgrade import Upgrade, negotiate, perform
 
@@ -59,7 +61,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pnsq.nsqd")
 
-RECEIVE_SIZE = 256 * 1024
 HIGH_WATER = 4 * 1024 * 1024  # stop reading a client whose unsent output passes this
 
 
@@ -80,7 +81,6 @@ class ConnectionV2:
         self._dispatch = False
         self._commit: Round | None = None  # durable mode: the disk round this read needs
         self._held: Round | None = None  # ...and the round whose end releases its answers
-        self._sending = False  # the writer is in a send (or an upgrade): no direct send then
         self._waiting: cmd.Command | None = None  # held until the auth server answers
         self._resumed: cmd.Command | None = None
         self._auth_on = nsqd.auth is not None  # read on every PUB: one attribute, no call
@@ -100,6 +100,9 @@ class ConnectionV2:
         }
         self._upgrade: Upgrade | None = None  # agreed in IDENTIFY, done by the writer
         self._upgraded: trio.Event | None = None
+        self.read_deadline = math.inf  # while the reader waits for data (kept by the writer)
+        self._writer_idle = False  # parked with nothing half sent: the reader may write
+        self._sock = plain_socket(stream)  # None: TLS, compression (trio reads those)
         if nsqd.tls_required != "false":
             client.reader.require_tls()
 
@@ -115,26 +118,10 @@ class ConnectionV2:
     # -- reading --------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        client, stream = self.client, self.stream
+        client = self.client
         while True:
-            interval = client.heartbeat_interval
-            with trio.move_on_after(2 * interval if interval > 0 else math.inf) as scope:
-                try:
-                    if self._held is not None and type(stream) is trio.SocketStream:
-                        # the publisher waits for the answer held: no use trying a read now
-                        await trio.lowlevel.wait_readable(stream.socket)
-                    data = await stream.receive_some(RECEIVE_SIZE)
-                except CompressionError as err:
-                    log.error("[%s] - failed to read command - %s", client.remote_address, err)
-                    return
-            if scope.cancelled_caught:
-                log.info(
-                    "[%s] read timeout: no command in %.1fs", client.remote_address, 2 * interval
-                )
+            if not await self._receive() or (self._held is not None and not await self._settle()):
                 return
-            if not data or (self._held is not None and not await self._settle()):
-                return
-            client.reader.receive_data(data)
             mark = len(client.out)
             ok = self._process()
             while ok and self._waiting is not None:
@@ -146,14 +133,63 @@ class ConnectionV2:
                 ok = await self._ask_authd()
             if self._commit is not None:
                 self._hold(mark)
+            self._flush()
             if not ok:
                 return
             if self._upgraded is not None:
                 await self._upgraded.wait()  # the writer swaps the stream
                 self._upgraded = None
-                stream = self.stream
             while len(client.out) > HIGH_WATER:
                 await self._drained.park()
+
+    async def _receive(self) -> bool:
+        """Feed the client's next bytes to its command reader; False once it has gone.
+
+        NSQ's read timeout (twice the heartbeat interval) is kept by the writer, which wakes
+        at ``read_deadline``; it is set only while this waits for data, so no read needs a
+        cancel scope of its own.
+        """
+        sock, reader = self._sock, self.client.reader
+        if sock is not None and sock.more:
+            got = sock.read_into(reader)
+            if got is not None:
+                await trio.lowlevel.checkpoint()  # a client that never pauses yields now and then
+                return got
+        interval = self.client.heartbeat_interval
+        self.read_deadline = trio.current_time() + 2 * interval if interval > 0 else math.inf
+        try:
+            if sock is None:
+                data = await self.stream.receive_some(RECEIVE_SIZE)
+                reader.receive_data(data)
+                return bool(data)
+            while True:
+                await trio.lowlevel.wait_readable(sock.fd)  # /debug/tasks shows it here
+                got = sock.read_into(reader)
+                if got is not None:
+                    return got
+        except CompressionError as err:
+            log.error("[%s] - failed to read command - %s", self.client.remote_address, err)
+            return False
+        finally:
+            self.read_deadline = math.inf
+
+    def _flush(self) -> None:
+        """Send what this read produced (answers, messages after FINs) without the writer.
+
+        On a plain socket with the writer parked (so nothing is half sent) and no upgrade
+        pending, one direct write; what the socket does not take, and any other case, is the
+        writer's. This saves a task switch and trio's ``send_all`` on every read.
+        """
+        out, sock = self.client.out, self._sock
+        if not out:
+            return
+        if sock is not None and self._writer_idle and self._upgrade is None and not self.closing:
+            sent = sock.write(out)
+            if sent == len(out):
+                out.clear()
+                return
+            del out[:sent]
+        self.client.wake()
 
     def _hold(self, mark: int) -> None:
         """Durable mode: this read's answers wait for the disk round carrying its records.
@@ -183,8 +219,7 @@ class ConnectionV2:
     def _release(self, held: bytes, ok: bool) -> None:
         """The disk round ended: the held answers, or E_PUB_FAILED and close if it failed.
 
-        While the writer is idle on a plain socket, one direct send (no task switch); else,
-        and for whatever the socket did not take, the writer's buffer.
+        ``_flush`` sends them: one direct write while the writer is parked, else the writer.
         """
         client = self.client
         if not ok:
@@ -192,17 +227,8 @@ class ConnectionV2:
             self.closing = True
             client.wake()
             return
-        if not client.out and not self._sending and self._upgrade is None:
-            raw = self.stream
-            if type(raw) is trio.SocketStream:
-                try:
-                    held = held[os.write(raw.socket.fileno(), held) :]
-                except OSError:
-                    pass  # would block, or the client is gone: the writer sees to it
-                if not held:
-                    return
         client.out += held
-        client.wake()
+        self._flush()
 
     def _process(self, resume: cmd.Command | None = None) -> bool:
         """Act on every complete command; False once a fatal error has been queued.
@@ -222,12 +248,7 @@ class ConnectionV2:
                 except ProtocolError as err:
                     if err.fatal:
                         raise
-                    log.error(
-                        "[%s] - %s",
-                        client.remote_address,
-                        err.to_bytes().decode("utf-8", "replace"),
-                    )
-                    client.send_frame(FRAME_TYPE_ERROR, err.to_bytes())
+                    self._nonfatal(err)
         except _AskAuthd as ask:
             self._waiting = ask.command
         except ProtocolError as err:
@@ -240,9 +261,14 @@ class ConnectionV2:
                 self._dispatch = False
                 if client.channel is not None:
                     client.channel.dispatch(now)
-            if self._commit is None:  # else the answers are held for the disk (_hold)
-                client.wake()
         return True
+
+    def _nonfatal(self, err: ProtocolError) -> None:
+        """E_FIN_FAILED and its kind: told to the client, which stays connected."""
+        log.error(
+            "[%s] - %s", self.client.remote_address, err.to_bytes().decode("utf-8", "replace")
+        )
+        self.client.send_frame(FRAME_TYPE_ERROR, err.to_bytes())
 
     def _fatal(self, err: ProtocolError) -> None:
         reader = self.client.reader
@@ -265,17 +291,24 @@ class ConnectionV2:
         next_heartbeat = trio.current_time() + interval if interval > 0 else math.inf
         while True:
             if not client.out and not self.closing:
-                with trio.move_on_at(next_heartbeat):
+                self._writer_idle = True
+                with trio.move_on_at(min(next_heartbeat, self.read_deadline)):
                     await client.wait_output()
+                self._writer_idle = False
+            now = trio.current_time()
+            if now >= self.read_deadline:
+                log.info(
+                    "[%s] read timeout: no command in %.1fs", client.remote_address, 2 * interval
+                )
+                break
             if client.heartbeat_interval != interval:  # IDENTIFY changed it: restart the ticker
                 interval = client.heartbeat_interval
-                next_heartbeat = trio.current_time() + interval if interval > 0 else math.inf
-            elif trio.current_time() >= next_heartbeat:
+                next_heartbeat = now + interval if interval > 0 else math.inf
+            elif now >= next_heartbeat:
                 client.out += HEARTBEAT_FRAME
                 next_heartbeat += interval
             if client.out:
                 data, client.out = client.out, bytearray()
-                self._sending = True
                 with trio.move_on_after(interval if interval > 0 else math.inf) as scope:
                     await stream.send_all(data)
                 if scope.cancelled_caught:
@@ -286,7 +319,6 @@ class ConnectionV2:
                     if not await self._do_upgrade():
                         break
                     stream = self.stream
-                self._sending = False
             elif self.closing:
                 break
         client.kick()
@@ -297,6 +329,7 @@ class ConnectionV2:
         assert upgrade is not None
         assert self._upgraded is not None
         client = self.client
+        self._sock = None  # from now on the stream wraps the socket
         if client.out:  # the IDENTIFY response, plain
             data, client.out = client.out, bytearray()
             await self.stream.send_all(data)
@@ -330,6 +363,7 @@ class ConnectionV2:
         except (ValueError, UnicodeDecodeError):
             raise BadBodyError("IDENTIFY failed to decode JSON body") from None
         fields = client.identify(data, options)
+        client.wake()  # the writer restarts its heartbeat ticker at the new interval
         if not fields["feature_negotiation"]:
             self._respond(OK)
             return
@@ -475,10 +509,14 @@ class ConnectionV2:
         self._dispatch = True
 
     def _fin(self, command: cmd.Fin, now: float) -> None:
-        channel = self.client.channel
+        client = self.client
+        channel = client.channel
         assert channel is not None  # the reader only lets FIN through once subscribed
-        channel.finish(self.client, command.id, now)
         self._dispatch = True
+        channel.finish(client, command.id, now)
+        # A consumer FINs in runs: the rest of this one at once, without a command each.
+        for err in channel.finish_many(client, client.reader.take_fins(), now):
+            self._nonfatal(err)
 
     def _req(self, command: cmd.Req, now: float) -> None:
         channel = self.client.channel

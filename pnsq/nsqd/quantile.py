@@ -55,19 +55,22 @@ def e2e_stats(
     quantiles: Iterable[Quantile], percentiles: tuple[float, ...], now: float
 ) -> dict[str, Any]:
     """NSQ's ``e2e_processing_latency`` object for one or more (merged) streams."""
-    if not percentiles:
+    streams = list(quantiles)
+    if not percentiles or not streams:  # Go: no stream at all (a topic without channels)
         return {"count": 0, "percentiles": None}
     values: list[int] = []
     count = 0
-    for quantile in quantiles:
+    for quantile in streams:
         samples, seen = quantile.samples(now)
         values += samples
         count += seen
     values.sort()
-    if not values:
-        return {"count": 0, "percentiles": None}
+    # a stream with no samples yet answers 0 for every percentile, as Go's does
     result = [
-        {"quantile": q, "value": float(values[min(int(q * len(values)), len(values) - 1)])}
+        {
+            "quantile": q,
+            "value": float(values[min(int(q * len(values)), len(values) - 1)]) if values else 0.0,
+        }
         for q in percentiles
     ]
     return {"count": count, "percentiles": result}

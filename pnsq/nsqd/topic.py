@@ -12,12 +12,13 @@ message IDs, whether nsqd is exiting, and the hooks that tell of channels made a
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import Protocol
 
 from ..wire.names import is_ephemeral
 from .backend import BackendQueue, NoBackend
 from .channel import Channel, ChannelHost
-from .message import IdFactory, Message
+from .message import IdFactory, Item, Message, queue_records
 
 
 class PutError(Exception):
@@ -61,7 +62,7 @@ class Topic:
         self._host = host
         self._mem_size = host.options.mem_queue_size
         self.channels: dict[str, Channel] = {}
-        self.memory: deque[Message] = deque()
+        self.memory: deque[Item] = deque()
         self.backend: BackendQueue = (
             NoBackend()
             if self.ephemeral
@@ -81,28 +82,41 @@ class Topic:
     # -- publishing ---------------------------------------------------------------------
 
     def put(self, bodies: list[bytes], now: float, timestamp: int, delay: float = 0.0) -> None:
-        """Take every body or none (PutError). ``delay`` defers delivery by that many seconds."""
+        """Take every body or none (PutError). ``delay`` defers delivery by that many seconds.
+
+        A batch costs per message one ID and one record, shared by every channel; the
+        counters and the queues' limits are bumped and checked once per batch.
+        """
         if self.exiting or self._host.exiting:
             raise PutError("exiting")
         if self._host.draining or self.draining:
             raise PutError("nsqd draining" if self._host.draining else "topic draining")
         n = len(bodies)
-        deliver_at = now + delay if delay > 0 else 0.0
-        channels = [] if self.awaiting_channels else list(self.channels.values())
-        if channels and not self.paused:
+        channels = [] if self.awaiting_channels or self.paused else list(self.channels.values())
+        if channels:
             for channel in channels:
                 if not channel.has_room(n):
                     raise PutError(f"channel {channel.name}: {self._host.health}")
         elif not self._has_room(n):
             raise PutError(f"topic {self.name}: {self._host.health}")
         ids = self._host.ids.take(n)
-        messages = [Message(i, b, timestamp, deliver_at) for i, b in zip(ids, bodies, strict=True)]
         self.message_count += n
         self.message_bytes += sum(map(len, bodies))
-        if channels and not self.paused:
-            self._fan_out(messages, channels, now)
-        else:
-            self._keep(messages, now)
+        if delay > 0:
+            deliver_at = now + delay
+            deferred: list[Item] = [
+                Message(i, b, timestamp, deliver_at) for i, b in zip(ids, bodies, strict=True)
+            ]
+            if channels:
+                self._fan_out(deferred, channels, now)
+            else:
+                self._keep(deferred, now)
+            return
+        queued = queue_records(ids, bodies, timestamp)
+        if not channels:
+            self._keep(queued, now)
+        for channel in channels:
+            channel.put_queued(queued, now)
 
     def _has_room(self, n: int) -> bool:
         return (
@@ -111,40 +125,45 @@ class Topic:
             or (not self._durable and len(self.memory) + n <= self._mem_size)
         )
 
-    def _keep(self, messages: list[Message], now: float) -> None:
+    def _keep(self, items: Sequence[Item], now: float) -> None:
         """No channel to give them to (or paused): memory, then disk."""
         memory, backend = self.memory, self.backend
         if self.ephemeral:
-            memory.extend(messages[: max(self._mem_size - len(memory), 0)])  # drop the rest
+            memory.extend(items[: max(self._mem_size - len(memory), 0)])  # drop the rest
             return
-        for msg in messages:
+        if not self._durable and len(memory) + len(items) <= self._mem_size and not backend.depth():
+            memory.extend(items)
+            return
+        for item in items:
             if not self._durable and len(memory) < self._mem_size and not backend.depth():
-                memory.append(msg)
-            elif not backend.put(msg, now):
-                memory.append(msg)  # _has_room() said yes
+                memory.append(item)
+            elif not backend.put(Message.of(item), now):
+                memory.append(item)  # _has_room() said yes
 
-    def _fan_out(self, messages: list[Message], channels: list[Channel], now: float) -> None:
-        channels[0].put(messages, now)
+    def _fan_out(self, items: list[Item], channels: list[Channel], now: float) -> None:
+        """Each channel its own copy of a ``Message``; a queued record is shared by all."""
+        channels[0].put(items, now)
         for channel in channels[1:]:
-            channel.put([m.copy() for m in messages], now)
+            channel.put([m.copy() if isinstance(m, Message) else m for m in items], now)
 
     def _release(self, now: float) -> None:
         """Hand what the topic kept to its channels (first channel, unpause)."""
         if self.paused or self.awaiting_channels or not self.channels:
             return
         if self.memory:
-            messages = list(self.memory)
+            items = list(self.memory)
             self.memory.clear()
-            self._fan_out(messages, list(self.channels.values()), now)
+            self._fan_out(items, list(self.channels.values()), now)
         self.backend.request_read()
 
     def _disk_read(self, messages: list[Message]) -> None:
         """Messages read back from the topic's disk queue: on to the channels."""
         now = self._host.now()
+        items: list[Item] = list(messages)
         if self.paused or self.awaiting_channels or not self.channels:  # changed since asked
-            self._keep(messages, now)
+            self._keep(items, now)
         else:
-            self._fan_out(messages, list(self.channels.values()), now)
+            self._fan_out(items, list(self.channels.values()), now)
         for msg in messages:
             msg.done()
 
@@ -208,6 +227,6 @@ class Topic:
         self.exiting = True
         for channel in self.channels.values():
             channel.close(now)
-        for msg in self.memory:
-            self.backend.put(msg, now)
+        for item in self.memory:
+            self.backend.put(Message.of(item), now)
         self.memory.clear()

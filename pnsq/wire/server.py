@@ -43,13 +43,16 @@ from .errors import (
     ProtocolError,
 )
 from .frames import MSG_ID_LENGTH
-from .mpub import check_mpub_count, check_mpub_part
+from .mpub import check_mpub_count, check_mpub_part, uniform_parts
 from .names import is_valid_name
 
 MAX_LINE_LENGTH = 16 * 1024  # Go nsqd reads lines through a 16 KiB bufio buffer
 _COMPACT_AT = 256 * 1024
 
 _INT32 = struct.Struct(">i")
+_FIN_LENGTH = 4 + MSG_ID_LENGTH + 1
+_FIN_RUN = 256  # FINs copied out of the buffer at a time
+_TOPICS_KEPT = 64  # validated topic names a reader remembers
 _UINT64_MASK = (1 << 64) - 1
 
 
@@ -61,6 +64,9 @@ class ClientState(IntEnum):
     CONNECTED = 2
     SUBSCRIBED = 3
     CLOSING = 4
+
+
+_FIN_STATES = (ClientState.SUBSCRIBED, ClientState.CLOSING)
 
 
 def parse_base10(value: bytes) -> int:
@@ -131,8 +137,10 @@ class CommandReader:
         # The topic of an MPUB whose body is being read: NSQ creates the topic before it reads
         # the body, so a server that mirrors that creates it even when the body is bad.
         self.pending_topic: str | None = None
-        self._mpub_scan: tuple[int, int, int] | None = None  # (command start, position, part)
+        # An MPUB read in part: (command start, position, the parts so far).
+        self._mpub_scan: tuple[int, int, list[bytes]] | None = None
         self._need_magic = expect_magic
+        self._topics: dict[bytes, str] = {}  # topic names this client sent, already validated
         self._buf = bytearray()
         self._pos = 0
         self._handlers: dict[bytes, _Handler] = {
@@ -151,7 +159,7 @@ class CommandReader:
         }
         self._all_handlers = self._handlers
 
-    def receive_data(self, data: bytes | bytearray) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         self._buf += data
 
     @property
@@ -210,12 +218,39 @@ class CommandReader:
         if result is None:
             return None
         command, end = result
-        if end >= _COMPACT_AT or end == len(buf):
-            del buf[:end]
+        self._consumed(end)
+        return command
+
+    def take_fins(self) -> list[bytes]:
+        """The IDs of the plain FINs next in the buffer (``FIN <16 letters or digits>\\n``),
+        consumed: what a consumer sends most, read in a tight loop after a ``Fin`` was
+        returned. Anything else, even a FIN spelled otherwise, is left for ``next_command``."""
+        if self.state not in _FIN_STATES:
+            return []
+        buf, pos = self._buf, self._pos
+        ids: list[bytes] = []
+        while buf.startswith(b"FIN ", pos):
+            n = min((len(buf) - pos) // _FIN_LENGTH, _FIN_RUN)  # copy a slice, not the buffer
+            data = bytes(buf[pos : pos + n * _FIN_LENGTH])
+            before = len(ids)
+            for at in range(0, n * _FIN_LENGTH, _FIN_LENGTH):
+                msg_id = data[at + 4 : at + 20]
+                if data[at + 20] != 10 or not data.startswith(b"FIN ", at) or not msg_id.isalnum():
+                    break
+                ids.append(msg_id)
+            pos += (len(ids) - before) * _FIN_LENGTH
+            if len(ids) - before < n or not n:
+                break
+        self._consumed(pos)
+        return ids
+
+    def _consumed(self, end: int) -> None:
+        """Everything before ``end`` has been read into commands."""
+        if end >= _COMPACT_AT or end == len(self._buf):
+            del self._buf[:end]
             self._pos = 0
         else:
             self._pos = end
-        return command
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -238,10 +273,9 @@ class CommandReader:
         if len(buf) < start + 4:
             return None
         (size,) = _INT32.unpack_from(buf, start)
-        checks = ((size > limit, too_big), (size <= 0, invalid))
-        for failed, text in checks if too_big_first else reversed(checks):
-            if failed:
-                raise error(text.format(size=size, limit=limit))
+        if size <= 0 or size > limit:  # which text NSQ gives first depends on the command
+            bad = too_big if size > limit and (too_big_first or size > 0) else invalid
+            raise error(bad.format(size=size, limit=limit))
         end = start + 4 + size
         if len(buf) < end:
             return None
@@ -249,10 +283,16 @@ class CommandReader:
 
     def _topic(self, name: str, params: list[bytes], repeat_code: bool = False) -> str:
         raw = params[1]
+        topic = self._topics.get(raw)  # a publisher names the same few topics again and again
+        if topic is not None:
+            return topic
         topic = raw.decode("utf-8", "replace")
         if not is_valid_name(topic) or topic.encode() != raw:
             prefix = "E_BAD_TOPIC " if repeat_code else ""
             raise BadTopicError(f"{prefix}{name} topic name {go_quote(raw)} is not valid")
+        if len(self._topics) >= _TOPICS_KEPT:
+            self._topics.clear()
+        self._topics[raw] = topic
         return topic
 
     @staticmethod
@@ -358,31 +398,38 @@ class CommandReader:
         (count,) = _INT32.unpack_from(buf, start + 4)
         check_mpub_count(count, self.max_body_size)
         # NSQ reads the parts straight from the stream and never reconciles them with the outer
-        # size, so neither do we. The scan of part headers resumes where the last read left it
-        # (the buffer before an incomplete command never moves), so a large MPUB costs O(n).
-        scan = self._mpub_scan
-        pos, i = (scan[1], scan[2]) if scan is not None and scan[0] == start else (start + 8, 0)
+        # size, so neither do we.
+        whole = uniform_parts(buf, start + 8, count, self.max_msg_size) or self._mpub_parts(
+            start, count
+        )
+        if whole is None:
+            return None
+        self._mpub_scan = self.pending_topic = None
+        return MPub(topic, whole[0]), whole[1]
+
+    def _mpub_parts(self, start: int, count: int) -> tuple[list[bytes], int] | None:
+        """The parts one by one, or None for more data. The scan resumes where the last read
+        left it (the buffer before an incomplete command never moves), so a large MPUB costs
+        O(n) however it arrives."""
+        buf, scan = self._buf, self._mpub_scan
+        pos, bodies = (
+            (scan[1], scan[2]) if scan is not None and scan[0] == start else (start + 8, [])
+        )
         have, max_msg_size, unpack = len(buf), self.max_msg_size, _INT32.unpack_from
-        while i < count:
+        for i in range(len(bodies), count):
             if have < pos + 4:
-                self._mpub_scan = (start, pos, i)
+                self._mpub_scan = (start, pos, bodies)
                 return None
             (size,) = unpack(buf, pos)
             check_mpub_part(i, size, max_msg_size)
-            if have < pos + 4 + size:
-                self._mpub_scan = (start, pos, i)
+            end = pos + 4 + size
+            if have < end:
+                self._mpub_scan = (start, pos, bodies)
                 return None
-            pos += 4 + size
-            i += 1
+            bodies.append(bytes(buf[pos + 4 : end]))
+            pos = end
         self._mpub_scan = None
-        self.pending_topic = None
-        bodies = []
-        pos = start + 8
-        for _ in range(count):
-            (size,) = unpack(buf, pos)
-            bodies.append(bytes(buf[pos + 4 : pos + 4 + size]))
-            pos += 4 + size
-        return MPub(topic, bodies), pos
+        return bodies, pos
 
     def _rdy(self, params: list[bytes], start: int) -> tuple[Command, int] | None:
         if self.state == ClientState.CLOSING:
@@ -401,7 +448,7 @@ class CommandReader:
         return Rdy(count), start
 
     def _fin(self, params: list[bytes], start: int) -> tuple[Command, int] | None:
-        self._require_state("FIN", ClientState.SUBSCRIBED, ClientState.CLOSING)
+        self._require_state("FIN", *_FIN_STATES)
         if len(params) < 2:
             raise InvalidError("FIN insufficient number of params")
         return Fin(self._msg_id(params[1])), start

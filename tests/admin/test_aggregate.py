@@ -230,7 +230,8 @@ def test_counter_sums_channel_messages_by_topic_channel_node(cluster: list[Node]
     }
 
 
-def test_e2e_percentiles_merge_min_max_average() -> None:
+def test_e2e_percentiles_merge_min_max_and_average_weighted_by_finished_messages() -> None:
+    # as nsqadmin: a node that finished 3 messages weighs three times one that finished 1
     merged = aggregate.merge_e2e(
         [
             {"count": 3, "percentiles": [{"quantile": 0.99, "value": 10.0}]},
@@ -240,8 +241,46 @@ def test_e2e_percentiles_merge_min_max_average() -> None:
     )
     assert merged == {
         "count": 4,
-        "percentiles": [{"quantile": 0.99, "min": 10.0, "max": 30.0, "average": 20.0, "count": 2}],
+        "percentiles": [{"quantile": 0.99, "min": 10.0, "max": 30.0, "average": 15.0, "count": 4}],
     }
+
+
+def test_e2e_quantiles_come_highest_first_and_without_counts_average_plainly() -> None:
+    merged = aggregate.merge_e2e(
+        [
+            {"percentiles": [{"quantile": 0.5, "value": 2.0}, {"quantile": 1.0, "value": 8.0}]},
+            {"percentiles": [{"quantile": 0.5, "value": 4.0}, {"quantile": 1.0, "value": 8.0}]},
+        ]
+    )
+    assert [(p["quantile"], p["average"]) for p in merged["percentiles"]] == [
+        (1.0, 8.0),
+        (0.5, 3.0),
+    ]
+    assert aggregate.merge_e2e([None, {"count": 0, "percentiles": None}]) == {
+        "count": 0,
+        "percentiles": None,
+    }
+
+
+def test_a_channel_on_two_nodes_merges_their_e2e_latency() -> None:
+    def e2e(count: int, p99: float) -> dict[str, Any]:
+        return {"count": count, "percentiles": [{"quantile": 0.99, "value": p99}]}
+
+    nodes = [
+        node("a", topic("t", channel("c", e2e_processing_latency=e2e(1, 100.0)))),
+        node("b", topic("t", channel("c", e2e_processing_latency=e2e(3, 200.0)))),
+    ]
+    view = aggregate.channel_stats(nodes, "t", "c")
+    assert view is not None
+    (p99,) = view.data["e2e_processing_latency"]["percentiles"]
+    assert (p99["min"], p99["max"], p99["average"], p99["count"]) == (100.0, 200.0, 175.0, 4)
+    per_node = [
+        r["e2e_processing_latency"]["percentiles"][0]["average"] for r in view.data["nodes"]
+    ]
+    assert per_node == [100.0, 200.0]
+    topic_view = aggregate.topic_stats(nodes, "t")
+    assert topic_view is not None
+    assert topic_view.data["channels"][0]["e2e_processing_latency"]["percentiles"] == [p99]
 
 
 # -- history ----------------------------------------------------------------------------------

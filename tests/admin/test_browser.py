@@ -10,6 +10,10 @@ Access control in the browser: with ``--admin-user alice``, a browser whose prox
 eve sees no action button on any page and has the API refuse the page's own action request
 with 403; alice's browser sees the buttons and its click pauses the channel in nsqd.
 
+E2E processing latency: with nsqd's ``--e2e-processing-latency-percentile``, the channel page
+shows a quantile table (all nodes, then each) and the topic page a column per quantile; without
+it, the channel page says why there is none. Every node links its own ``/metrics``.
+
 Set ``PNSQ_ADMIN_SCREENSHOTS=docs`` to write a screenshot of each main page (the README's).
 It needs Debian's Chromium (``.ci/run`` installs it); without it the test fails and says so.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import urllib.request
@@ -28,7 +33,7 @@ import pytest
 import trio
 from lookup_helpers import knows, tcp, until
 from playwright import sync_api
-from v2client import open_consumer
+from v2client import open_consumer, wait_until
 
 
 def address(pair: tuple[str, int] | None) -> str:
@@ -102,6 +107,9 @@ def _browse(base: str, nsqds: list[str], shots: Path | None) -> None:
             expect(client).to_have_count(1)
             expect(client).to_contain_text("browser-test/1.0")
             expect(page.locator('[data-testid="peek-table"]')).to_contain_text("order 2")
+            expect(page.locator('[data-testid="e2e-none"]')).to_contain_text(
+                "--e2e-processing-latency-percentile"
+            )
 
             # Pause: the button pauses the channel on every node, as nsqd itself reports.
             page.locator("#pause-button").click()
@@ -137,6 +145,9 @@ def _browse(base: str, nsqds: list[str], shots: Path | None) -> None:
 
             visit("/nodes")
             expect(page.locator('[data-testid="nodes-table"] tbody tr')).to_have_count(2)
+            for node in nsqds:
+                link = page.locator(f'tr[data-node="{node}"] a.metrics-link')
+                expect(link).to_have_attribute("href", f"http://{node}/metrics")
             visit(f"/nodes/{nsqds[0]}")
             expect(page.locator('[data-testid="node-topics-table"]')).to_contain_text("orders")
             visit("/lookup")
@@ -309,3 +320,69 @@ async def test_admin_access_control_in_a_browser(
     async with consumer:
         base = f"http://{address(admin.http_address)}"
         await trio.to_thread.run_sync(_browse_as_users, base, nodes)
+
+
+DURATION = re.compile(r"^\d+(\.\d+)?(ns|µs|ms|s)$")
+
+
+def _browse_e2e(base: str, node: str) -> None:
+    """The E2E quantiles on the channel and topic pages, and the node's /metrics link."""
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(15_000)
+            expect = sync_api.expect
+
+            def visit(path: str) -> None:
+                page.goto(base + path)
+                page.wait_for_selector("body[data-ready]")
+
+            visit("/topics/orders/ship")
+            e2e = page.locator('[data-testid="e2e-table"]')
+            expect(e2e.locator("th")).to_have_text(["Node", "p100", "p50"])
+            for selector in ('tr[data-node="*"]', f'tr[data-node="{node}"]'):
+                cells = e2e.locator(f"{selector} td.e2e")
+                expect(cells).to_have_count(2)
+                for text in cells.all_inner_texts():
+                    assert DURATION.match(text), text
+            total = e2e.locator('tr[data-node="*"] td.e2e').first
+            expect(total).to_have_attribute(
+                "title", re.compile(r"^p100: min .+, max .+ \(3 finished\)$")
+            )
+
+            visit("/topics/orders")
+            channels = page.locator('[data-testid="channels-table"]')
+            expect(channels.locator("th").nth(-2)).to_have_text("E2E p100")
+            expect(channels.locator("th").nth(-1)).to_have_text("E2E p50")
+            expect(channels.locator('tr[data-channel="ship"] td.e2e')).to_have_count(2)
+
+            visit(f"/nodes/{node}")
+            link = page.locator("#totals a.metrics-link")
+            expect(link).to_have_attribute("href", f"http://{node}/metrics")
+            link.click()  # and it leads to the nsqd's own metrics
+            expect(page.locator("body")).to_contain_text("nsq_topic_count")
+        finally:
+            browser.close()
+
+
+async def test_admin_shows_e2e_quantiles_and_metrics_links_in_a_browser(
+    make_nsqd: Any, make_admin: Any, http: Any
+) -> None:
+    if not HAVE_CHROMIUM:
+        pytest.fail(
+            f"the admin's browser test needs Chromium at {CHROMIUM}: apt-get install chromium"
+        )
+    nsqd = await make_nsqd(e2e_processing_latency_percentiles=(1.0, 0.5))
+    for target in ("/topic/create?topic=orders", "/channel/create?topic=orders&channel=ship"):
+        assert (await http(nsqd.http_address, "POST", target)).status == 200
+    body = b"\n".join(b"order %d" % i for i in range(3))
+    assert (await http(nsqd.http_address, "POST", "/mpub?topic=orders", body)).status == 200
+    assert nsqd.tcp_address is not None
+    async with await open_consumer(nsqd.tcp_address, "orders", "ship", rdy=3) as consumer:
+        for message in await consumer.read_messages(3):
+            await consumer.fin(message.id)
+        await wait_until(lambda: not len(nsqd.topics["orders"].channels["ship"].in_flight))
+    node = address(nsqd.http_address)
+    admin = await make_admin(nsqd_http_addresses=(node,))
+    await trio.to_thread.run_sync(_browse_e2e, f"http://{address(admin.http_address)}", node)

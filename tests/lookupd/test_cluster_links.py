@@ -63,7 +63,7 @@ async def test_a_new_topic_appears_in_stats_only_with_the_channels_lookupd_knows
     topic = b.topics["t"]
     assert set(topic.channels) == {"c1", "c2"}  # ephemeral channels are not pre-created
     for name in ("c1", "c2"):
-        assert [m.body for m in topic.channels[name].memory] == [b"m1", b"m2", b"m3"]
+        assert [m.body for m in topic.channels[name].peek(10)] == [b"m1", b"m2", b"m3"]
     assert topic.depth() == 0
     await until(lambda: knows(lookupd, b))
     await until(lambda: _metadata_channels(b) == {"t": ["c1", "c2"]})
@@ -96,7 +96,7 @@ async def test_a_silent_lookupd_holds_a_new_topic_back_for_2s_at_most(make_nsqd:
     assert 1.5 < trio.current_time() - started < 3
     assert nsqd.topics["t"] is topic
     assert not topic.awaiting_channels
-    assert [m.body for m in topic.channels["c"].memory] == [b"m"]
+    assert [m.body for m in topic.channels["c"].peek(10)] == [b"m"]
     for listener in listeners:
         await listener.aclose()
 

@@ -48,9 +48,9 @@ async def test_tasks_shows_the_daemons_tasks_and_a_connections_while_it_lasts(
         for task in ("Broker.run_timers", "Disk.run", "Drain.run", "LookupPeers.run"):
             assert count_of(lines, task) == 1, task
     for lines in (idle, after):
-        assert count_of(lines, "ConnectionV2._read_loop") == 0
+        assert count_of(lines, "ConnectionV2._receive") == 0
         assert count_of(lines, "ConnectionV2._write_loop") == 0
-    [reader] = [line for line in busy if "ConnectionV2._read_loop" in line]
+    [reader] = [line for line in busy if "ConnectionV2._receive" in line]
     [writer] = [line for line in busy if "ConnectionV2._write_loop" in line]
     # the writer is a child of the connection's task, one level deeper than the reader
     indent = len(reader) - len(reader.lstrip())

@@ -35,6 +35,22 @@ def test_finished_message_never_expires() -> None:
     assert queue.pop_expired(10.0) == [b]
 
 
+def test_a_run_of_fins_takes_only_what_its_client_holds_and_the_rest_still_expires() -> None:
+    queue = InFlightQueue()
+    mine, other = object(), object()
+    a, b, c, d = _msg(1), _msg(2), _msg(3), _msg(4)
+    for msg, owner in ((a, mine), (b, other), (c, mine), (d, mine)):
+        msg.client = owner  # type: ignore[assignment]
+    queue.add_many([a, b, c], 5.0, now=0.0)
+    queue.add(d, 5.0, now=1.0)
+    queue.touch(d, 50.0, now=2.0, max_deadline=3.0)  # d's deadline lives in the heap now
+    taken, refused = queue.take([a.id, b.id, b"ffffffffffffffff", c.id, d.id], mine)
+    assert (taken, refused) == ([a, c, d], [b.id, b"ffffffffffffffff"])
+    assert len(queue) == 1
+    assert queue.pop_expired(10.0) == [b]  # d, taken, does not expire from the heap
+    assert len(queue) == 0
+
+
 def test_touch_moves_the_deadline_and_keeps_order() -> None:
     queue = InFlightQueue()
     a, b = _msg(1), _msg(2)

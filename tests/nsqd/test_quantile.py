@@ -22,7 +22,13 @@ def test_old_samples_leave_the_window() -> None:
     assert e2e_stats([q], (0.5,), now=6.0)["count"] == 1  # still in the previous half
     q.insert(5, now=6.0)
     assert e2e_stats([q], (0.5,), now=11.0)["count"] == 1  # the first half rotated out
-    assert e2e_stats([q], (0.5,), now=30.0) == {"count": 0, "percentiles": None}
+    # an empty stream answers 0 for each percentile, as Go's does; a topic with no channel
+    # (no stream at all) answers null
+    assert e2e_stats([q], (0.5,), now=30.0) == {
+        "count": 0,
+        "percentiles": [{"quantile": 0.5, "value": 0.0}],
+    }
+    assert e2e_stats([], (0.5,), now=30.0) == {"count": 0, "percentiles": None}
 
 
 def test_memory_stays_bounded_and_topic_merges_channels() -> None:

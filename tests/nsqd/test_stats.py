@@ -271,6 +271,23 @@ async def test_e2e_percentiles_when_enabled(make_nsqd: Any, http: Any) -> None:
     await consumer.aclose()
 
 
+async def test_e2e_before_any_sample_reads_as_nsq(make_nsqd: Any, http: Any) -> None:
+    """Go nsqd: a channel's stream answers 0 per percentile before its first FIN; a topic
+    with no channel has no stream and answers null."""
+    nsqd = await make_nsqd(e2e_processing_latency_percentiles=(0.99, 0.5))
+    for path in (
+        "/topic/create?topic=bare",
+        "/topic/create?topic=t",
+        "/channel/create?topic=t&channel=c",
+    ):
+        assert (await http(nsqd.http_address, "POST", path)).status == 200
+    topics = {t["topic_name"]: t for t in (await stats(http, nsqd))["topics"]}
+    zeros = {"count": 0, "percentiles": [{"quantile": q, "value": 0.0} for q in (0.99, 0.5)]}
+    assert topics["bare"]["e2e_processing_latency"] == NO_E2E
+    assert topics["t"]["e2e_processing_latency"] == zeros
+    assert topics["t"]["channels"][0]["e2e_processing_latency"] == zeros
+
+
 # -- the text page ----------------------------------------------------------------------------
 
 

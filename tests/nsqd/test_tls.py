@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import trio
-from tls_helpers import Certs, make_certs, raw_identify, tls_options, upgrade_tls
+from tls_helpers import Certs, https_get, make_certs, raw_identify, tls_options, upgrade_tls
 from v2client import ConnectionClosedError, V2Client, open_consumer
 
 from pnsq.nsqd.nsqd import NSQD
@@ -170,21 +170,6 @@ async def test_a_silent_client_after_asking_for_tls_is_closed_after_the_handshak
 
 
 # -- HTTPS -----------------------------------------------------------------------------------
-
-
-async def https_get(address: tuple[str, int], target: str, context: ssl.SSLContext | None) -> bytes:
-    """One GET (HTTPS when ``context`` is given); the whole raw answer."""
-    stream: trio.abc.Stream = await trio.open_tcp_stream(*address)
-    if context is not None:
-        stream = trio.SSLStream(stream, context, server_hostname="127.0.0.1", https_compatible=True)
-    request = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    await stream.send_all(request.encode())
-    answer = bytearray()
-    with trio.fail_after(5):
-        while data := await stream.receive_some(65536):
-            answer += data
-    await stream.aclose()
-    return bytes(answer)
 
 
 async def test_the_https_listener_serves_the_whole_api(make_nsqd: StartNSQD, certs: Certs) -> None:

@@ -3,7 +3,8 @@
 ``Certs`` holds a CA, nsqd's certificate for 127.0.0.1 (files, as --tls-cert/--tls-key take
 them), a client certificate from the same CA and one from a stranger CA. ``upgrade_tls`` does a
 client's side of IDENTIFY's upgrade on a raw socket: the JSON response read plain, then the
-handshake on the same socket, then the ``OK`` read inside TLS.
+handshake on the same socket, then the ``OK`` read inside TLS. ``https_get`` sends one raw
+GET, over HTTPS or plain HTTP, and returns the whole answer.
 """
 
 from __future__ import annotations
@@ -88,3 +89,18 @@ async def raw_identify(stream: trio.abc.Stream, **fields: Any) -> tuple[dict[str
     # the response frame's own length tells where the upgraded stream begins
     size = int.from_bytes(received[:4], "big") + 4
     return json.loads(frame[1]), bytes(received[size:])
+
+
+async def https_get(address: tuple[str, int], target: str, context: ssl.SSLContext | None) -> bytes:
+    """One GET (HTTPS when ``context`` is given); the whole raw answer."""
+    stream: trio.abc.Stream = await trio.open_tcp_stream(*address)
+    if context is not None:
+        stream = trio.SSLStream(stream, context, server_hostname="127.0.0.1", https_compatible=True)
+    request = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    await stream.send_all(request.encode())
+    answer = bytearray()
+    with trio.fail_after(5):
+        while data := await stream.receive_some(65536):
+            answer += data
+    await stream.aclose()
+    return bytes(answer)

@@ -43,6 +43,7 @@ from pnsq.wire import (
     encode_sub,
     encode_touch,
 )
+from pnsq.wire.errors import BadTopicError
 from pnsq.wire.server import ClientState
 
 INIT = ClientState.INIT
@@ -351,3 +352,14 @@ def test_a_rejected_mpub_leaves_pending_only_a_topic_nsq_would_have_created(
     with pytest.raises(ProtocolError):
         reader.next_command()
     assert reader.pending_topic == pending_topic
+
+
+def test_topic_names_are_judged_alike_however_many_came_before() -> None:
+    """The reader remembers valid names it has seen; a bad one is refused all the same."""
+    reader = reader_after_magic()
+    for i in range(200):  # more names than the reader keeps
+        reader.receive_data(encode_pub(f"t{i % 70}", b"x"))
+        assert reader.next_command() == Pub(f"t{i % 70}", b"x")
+    reader.receive_data(b"PUB t0!\n" + b"\x00\x00\x00\x01x")
+    with pytest.raises(BadTopicError, match='PUB topic name "t0!" is not valid'):
+        reader.next_command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from pnsq.nsqd.client_v2 import ClientV2
+from pnsq.nsqd.message import Message, queue_records
 from pnsq.nsqd.options import Options
 from pnsq.wire import (
     CLOSE_WAIT,
@@ -201,15 +202,34 @@ def test_pack_message_frame_into_appends_to_what_is_buffered() -> None:
 
 
 class _Delivery:
-    __slots__ = ("attempts", "body", "id", "timestamp")
+    __slots__ = ("attempts", "body", "id", "record", "timestamp")
 
     def __init__(self, timestamp: int, attempts: int, msg_id: bytes, body: bytes) -> None:
         self.timestamp, self.attempts, self.id, self.body = timestamp, attempts, msg_id, body
+        self.record = None
 
 
 @pytest.mark.parametrize("body", [b"hi", b"", bytes(range(256)) * 300])
 def test_nsqd_delivery_path_writes_the_same_bytes_as_wire(body: bytes) -> None:
     """nsqd inlines pack_message_frame_into for speed; the bytes must not drift apart."""
     client = ClientV2(1, ("127.0.0.1", 1), Options())
-    client.send_message(_Delivery(1_700_000_000_000_000_000, 3, MSG_ID, body))
-    assert client.out == encode_message_frame(1_700_000_000_000_000_000, 3, MSG_ID, body)
+    batch = [_Delivery(1_700_000_000_000_000_000, 3, MSG_ID, body), _Delivery(7, 1, MSG_ID, b"x")]
+    client.send_messages(batch)  # type: ignore[arg-type]
+    assert client.out == encode_message_frame(
+        1_700_000_000_000_000_000, 3, MSG_ID, body
+    ) + encode_message_frame(7, 1, MSG_ID, b"x")
+    assert (client.in_flight_count, client.message_count) == (2, 2)
+
+
+@pytest.mark.parametrize("body", [b"hi", bytes(range(256)) * 300])
+def test_a_queued_record_frames_as_wire_on_its_first_delivery_and_after(body: bytes) -> None:
+    """nsqd appends a queued record whole on its first delivery: the same bytes as wire's."""
+    (record,) = queue_records([MSG_ID], [body], 1_700_000_000_000_000_000)
+    msg = Message.of(record)
+    assert (msg.id, msg.body, msg.timestamp) == (MSG_ID, body, 1_700_000_000_000_000_000)
+    client = ClientV2(1, ("127.0.0.1", 1), Options())
+    for attempts in (1, 2):
+        msg.attempts = attempts
+        client.send_messages([msg])
+        assert client.out == encode_message_frame(1_700_000_000_000_000_000, attempts, MSG_ID, body)
+        client.out.clear()

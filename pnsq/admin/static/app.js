@@ -99,6 +99,47 @@ const clientAddress = (c) => (c.hostname ? `${c.hostname} (${c.remote_address})`
 const badge = (text, cls) => h("span", { class: `badge ${cls || ""}` }, text);
 const nodeCell = (row) =>
   h("td", {}, h("a", { href: `/nodes/${enc(row.node)}` }, row.node), row.up === false ? badge("down", "down") : null);
+// Each nsqd's own Prometheus endpoint; the server gives its URL (http or https, as configured).
+const metricsLink = (row) => h("a", { href: row.metrics_url, class: "metrics-link", title: "this nsqd's Prometheus metrics" }, "/metrics");
+
+// -- E2E processing latency ------------------------------------------------------------------
+// nsqd reports it (ns) only when run with --e2e-processing-latency-percentile; the server merges
+// the nodes as nsqadmin does: per quantile min, max and an average weighted by finished messages.
+
+function duration(ns) {
+  if (ns === null || ns === undefined) return "–";
+  if (ns < 1e3) return `${Math.round(ns)}ns`;
+  if (ns < 1e6) return `${(ns / 1e3).toFixed(1)}µs`;
+  if (ns < 1e9) return `${(ns / 1e6).toFixed(1)}ms`;
+  return `${(ns / 1e9).toFixed(2)}s`;
+}
+
+const quantileLabel = (q) => `p${Number((q * 100).toFixed(3))}`;
+const percentiles = (row) => (row && row.e2e_processing_latency && row.e2e_processing_latency.percentiles) || [];
+
+// The quantiles any of the rows reports, highest first.
+function quantilesOf(rows) {
+  const qs = new Set(rows.flatMap((r) => percentiles(r).map((p) => p.quantile)));
+  return [...qs].sort((a, b) => b - a);
+}
+
+function e2eCell(row, q) {
+  const p = percentiles(row).find((x) => x.quantile === q);
+  if (!p) return h("td", { class: "n" }, "–");
+  const title = `${quantileLabel(q)}: min ${duration(p.min)}, max ${duration(p.max)} (${num(p.count)} finished)`;
+  return h("td", { class: "n e2e", "data-quantile": q, title }, duration(p.average));
+}
+
+// The channel's E2E table: all nodes merged, then each node; or why there is none.
+function e2eTable(body) {
+  const quantiles = quantilesOf([body]);
+  if (!quantiles.length) {
+    return h("p", { class: "totals", "data-testid": "e2e-none" }, "Not reported: nsqd measures it only when run with --e2e-processing-latency-percentile (and after messages are finished).");
+  }
+  const rows = [h("tr", { "data-node": "*" }, h("td", {}, "all nodes"), quantiles.map((q) => e2eCell(body, q)))];
+  for (const n of body.nodes.filter((x) => x.up)) rows.push(h("tr", { "data-node": n.node }, nodeCell(n), quantiles.map((q) => e2eCell(n, q))));
+  return table(["Node", ...quantiles.map(quantileLabel)], rows, "e2e-table");
+}
 
 // -- charts ----------------------------------------------------------------------------------
 
@@ -249,13 +290,14 @@ async function topicPage(topic) {
         h("td", {}, n.paused ? badge("paused") : null, n.tombstoned ? badge("tombstoned") : null,
           ifAdmin(() => h("button", { class: "small danger", title: "tombstone this topic on this node", onclick: () =>
             act(`/api/nodes/${enc(n.node)}`, { action: "tombstone", topic }, `Tombstone ${topic} on ${n.node} and delete it there?`) }, "✘ tombstone"))))), "nodes-table"));
-    fill("channels", table(["Channel", "Depth", "Memory + Disk", "In-flight", "Deferred", "Requeued", "Timed out", "Messages", "Connections", "Rate"], body.channels.map((c) =>
+    const quantiles = quantilesOf(body.channels);
+    fill("channels", table(["Channel", "Depth", "Memory + Disk", "In-flight", "Deferred", "Requeued", "Timed out", "Messages", "Connections", "Rate", ...quantiles.map((q) => `E2E ${quantileLabel(q)}`)], body.channels.map((c) =>
       h("tr", { "data-channel": c.channel_name },
         h("td", {}, h("a", { href: `/topics/${enc(topic)}/${enc(c.channel_name)}` }, c.channel_name), c.paused ? badge("paused") : null),
         ...[c.depth].map((v) => h("td", { class: "n" }, num(v))),
         h("td", { class: "n" }, `${num(c.memory_depth)} + ${num(c.backend_depth)}`),
         ...[c.in_flight_count, c.deferred_count, c.requeue_count, c.timeout_count, c.message_count, c.client_count].map((v) => h("td", { class: "n" }, num(v))),
-        h("td", { class: "n" }, rate(c.rate)))), "channels-table"));
+        h("td", { class: "n" }, rate(c.rate)), quantiles.map((q) => e2eCell(c, q)))), "channels-table"));
   };
 }
 
@@ -266,7 +308,8 @@ async function channelPage(topic, channel) {
   page(`Channel ${topic} / ${channel}`, h("p", {}, h("a", { href: `/topics/${enc(topic)}` }, `← topic ${topic}`)),
     h("div", { id: "actions" }), h("div", { id: "totals" }),
     h("div", { class: "charts" }, chart(series, "rate", "messages per second"), chart(series, "depth", "depth")),
-    h("h2", {}, "Nodes"), h("div", { id: "nodes" }), h("h2", {}, "Clients"), h("div", { id: "clients" }),
+    h("h2", {}, "Nodes"), h("div", { id: "nodes" }), h("h2", {}, "E2E processing latency"), h("div", { id: "e2e" }),
+    h("h2", {}, "Clients"), h("div", { id: "clients" }),
     h("h2", {}, "Waiting messages (peek, not consumed)"), h("div", { id: "peek" }));
   refresh = async () => {
     const [{ ok, body }, peek] = await Promise.all([api(path), api(`${path}/peek?n=10`)]);
@@ -279,6 +322,7 @@ async function channelPage(topic, channel) {
       h("tr", {}, nodeCell(n), ...(n.up ? [h("td", { class: "n" }, num(n.depth)), h("td", { class: "n" }, `${num(n.memory_depth)} + ${num(n.backend_depth)}`),
         ...[n.in_flight_count, n.deferred_count, n.requeue_count, n.timeout_count, n.message_count, n.client_count].map((v) => h("td", { class: "n" }, num(v)))]
         : [h("td", { colspan: 8 }, n.error)]))), "channel-nodes-table"));
+    fill("e2e", e2eTable(body));
     fill("clients", table(["Node", "Address", "User agent", "RDY", "In-flight", "Finished", "Requeued", "Messages", "Connected since"], body.clients.map((c) =>
       h("tr", { "data-client": c.remote_address }, h("td", {}, c.node), h("td", {}, clientAddress(c)), h("td", {}, c.user_agent || c.version),
         ...[c.ready_count, c.in_flight_count, c.finish_count, c.requeue_count, c.message_count].map((v) => h("td", { class: "n" }, num(v))),
@@ -295,10 +339,10 @@ async function nodesPage() {
   refresh = async () => {
     const { body } = await api("/api/nodes");
     showWarning(body.message);
-    fill("nodes", table(["Node", "Hostname", "Broadcast address", "TCP", "HTTP", "Version", "Status", "Rate", "Topics"], (body.nodes || []).map((n) =>
+    fill("nodes", table(["Node", "Hostname", "Broadcast address", "TCP", "HTTP", "Version", "Status", "Rate", "Metrics", "Topics"], (body.nodes || []).map((n) =>
       h("tr", { "data-node": n.node }, h("td", {}, h("a", { href: `/nodes/${enc(n.node)}` }, n.node)), h("td", {}, n.hostname), h("td", {}, n.broadcast_address),
         h("td", { class: "n" }, n.tcp_port), h("td", { class: "n" }, n.http_port), h("td", {}, n.version, n.out_of_date ? badge("out of date") : null),
-        h("td", {}, n.up ? badge("up", "up") : badge(`down: ${n.error}`, "down"), n.state === "draining" ? badge("draining") : null), h("td", { class: "n" }, rate(n.rate)),
+        h("td", {}, n.up ? badge("up", "up") : badge(`down: ${n.error}`, "down"), n.state === "draining" ? badge("draining") : null), h("td", { class: "n" }, rate(n.rate)), h("td", {}, metricsLink(n)),
         h("td", {}, n.topics.map((t) => h("a", { href: `/topics/${enc(t.topic)}`, class: t.tombstoned ? "tag tombstoned" : "tag" }, t.topic)))))
       , "nodes-table"));
   };
@@ -314,7 +358,7 @@ async function nodePage(node) {
     if (!ok) return;
     const draining = body.state === "draining";
     fill("totals", h("p", { class: "totals" }, body.up ? badge("up", "up") : badge(`down: ${body.error}`, "down"), draining ? badge("draining") : null,
-      ` ${body.hostname} · version ${body.version} · messages ${num(body.total_messages)} · clients ${num(body.total_clients)} · ${rate(body.rate)} `,
+      ` ${body.hostname} · version ${body.version} · messages ${num(body.total_messages)} · clients ${num(body.total_clients)} · ${rate(body.rate)} · `, metricsLink(body), " ",
       body.up && !draining && isAdmin() ? h("button", { class: "small danger", id: "drain-button", title: "refuse publishes, deliver what is queued, then shut down", onclick: () =>
         act(`/api/nodes/${enc(node)}`, { action: "drain" }, `Drain ${node}? It refuses new messages, delivers what it holds, then exits.`) }, "Drain") : null));
     const rows = [];
