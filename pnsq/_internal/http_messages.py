@@ -91,8 +91,12 @@ def parse_query(query: str) -> dict[str, list[str]]:
         if ";" in part or _BAD_ESCAPE.search(part):
             raise ValueError(part)
         key, _, value = part.partition("=")
-        params.setdefault(unquote_plus(key), []).append(unquote_plus(value))
+        params.setdefault(_unquote_plus(key), []).append(_unquote_plus(value))
     return params
+
+
+def _unquote_plus(text: str) -> str:
+    return unquote_plus(text) if "%" in text or "+" in text else text
 
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")

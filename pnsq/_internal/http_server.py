@@ -88,15 +88,23 @@ class HTTPConnection(Generic[C]):
         self.idle_timeout = idle_timeout
         self.parser = RequestParser(context, router)
         self.out = bytearray()
-        self.closing = False  # we decided to close, maybe before the client finished sending
+        self.closing = False  # no request after the current answers
+        self.linger = False  # closing while the client may still be sending: half-close first
         self.idle = trio.CancelScope()
+        # The last read held several requests or filled the buffer: more is likely waiting,
+        # so the next read is tried before asking trio to wait (a client that waits for each
+        # answer would only cost a read that finds nothing).
+        self.busy = True
 
     async def run(self) -> None:
         self.idle.deadline = trio.current_time() + self.idle_timeout * (1 + _SLACK)
         with self.idle:
             await self._serve()
-        if self.closing and not self.idle.cancelled_caught:
-            await self._linger()
+            if self.linger:
+                # as Go: only when input may be left unread; LINGER_TIME that nothing moves
+                self.idle_timeout = 0.0
+                self.idle.deadline = trio.current_time() + LINGER_TIME
+                await self._linger()
 
     def _touch(self) -> None:
         """Push the idle deadline back, if it has fallen behind by more than the slack."""
@@ -109,6 +117,7 @@ class HTTPConnection(Generic[C]):
         while data := await self._receive():
             try:
                 parser.feed(data)
+                self.busy = len(parser.ready) > 1 or len(data) == RECEIVE_SIZE
             except RefusedError as refusal:
                 await self._answer()
                 self._refuse(refusal)
@@ -131,7 +140,7 @@ class HTTPConnection(Generic[C]):
                     "HTTP: bad request from %s - %s", self.remote, refusal.__cause__ or "no Host"
                 )
             write_response(self.out, "", response, True)
-        self.closing = True
+        self.closing = self.linger = True
 
     async def _answer(self) -> None:
         """Answer every complete request, in order, until one closes the connection."""
@@ -151,10 +160,10 @@ class HTTPConnection(Generic[C]):
                     exchange.target.decode("ascii", "replace"),
                     self.remote,
                 )
-            close = close or not exchange.keep_alive
-            write_response(self.out, request.method, response, close)
-            if close:
+            write_response(self.out, request.method, response, close or not exchange.keep_alive)
+            if close or not exchange.keep_alive:
                 self.closing = True
+                self.linger = close
                 break
         ready.clear()
 
@@ -187,7 +196,7 @@ class HTTPConnection(Generic[C]):
         raise NotImplementedError
 
 
-class _SocketConnection(HTTPConnection[C]):
+class SocketConnection(HTTPConnection[C]):
     """Plain TCP: direct socket calls; trio is asked to wait only when a call would block."""
 
     def __init__(
@@ -206,6 +215,8 @@ class _SocketConnection(HTTPConnection[C]):
     async def _receive(self) -> bytes:
         sock = self.sock
         try:
+            if not self.busy:
+                raise BlockingIOError
             data = sock.recv(RECEIVE_SIZE)
         except BlockingIOError:
             pass
@@ -245,9 +256,8 @@ class _SocketConnection(HTTPConnection[C]):
     async def _linger(self) -> None:
         self.sock.shutdown(socket.SHUT_WR)
         received = 0
-        with trio.move_on_after(LINGER_TIME):
-            while received < LINGER_BYTES and (data := await self._receive()):
-                received += len(data)
+        while received < LINGER_BYTES and (data := await self._receive()):
+            received += len(data)
 
 
 class _StreamConnection(HTTPConnection[C]):
@@ -278,12 +288,12 @@ class _StreamConnection(HTTPConnection[C]):
             return  # TLS has no half-close: just close
         await self.stream.send_eof()
         received = 0
-        with trio.move_on_after(LINGER_TIME):
-            while received < LINGER_BYTES and (data := await self._receive()):
-                received += len(data)
+        while received < LINGER_BYTES and (data := await self._receive()):
+            received += len(data)
 
 
-def _remote(address: Sequence[Any]) -> str:
+def remote_name(address: Sequence[Any]) -> str:
+    """``host:port``, or ``[host]:port`` for IPv6, as the logs name a client."""
     host, port = address[0], address[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -299,7 +309,7 @@ async def serve_http_connection(
 
     Over TLS the handshake happens on the first read, under the same idle deadline."""
     try:
-        remote = _remote(stream.socket.getpeername())
+        remote = remote_name(stream.socket.getpeername())
     except OSError:
         return
     connection: HTTPConnection[C]
@@ -313,7 +323,7 @@ async def serve_http_connection(
     trio_sock = stream.socket
     sock = socket.socket(trio_sock.family, trio_sock.type, trio_sock.proto, trio_sock.fileno())
     try:
-        connection = _SocketConnection(context, router, remote, idle_timeout, sock)
+        connection = SocketConnection(context, router, remote, idle_timeout, sock)
         await serve_connection(stream, connection.run, router.log, f"HTTP {remote}")
     finally:
         sock.detach()

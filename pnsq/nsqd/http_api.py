@@ -26,6 +26,7 @@ import trio
 
 from .. import NSQ_VERSION
 from .._internal import http_server
+from .._internal.http_accept import serve_http_listeners
 from .._internal.http_server import (
     EMPTY,
     OK,
@@ -474,10 +475,15 @@ _ROUTES: dict[str, dict[str, Route]] = {
 _ROUTER = http_server.Router(_ROUTES, _max_body_size, log)
 
 
-async def handle_http_connection(nsqd: Broker, stream: trio.SocketStream) -> None:
-    """Serve one HTTP client until it goes away; never raises."""
-    router = _TLS_REQUIRED_ROUTER if nsqd.tls_required == "true" else _ROUTER
-    await http_server.serve_http_connection(nsqd, router, stream, IDLE_TIMEOUT)
+async def serve_http(
+    nsqd: Broker, listeners: list[trio.SocketListener], handler_nursery: trio.Nursery
+) -> None:
+    """Accept HTTP clients until cancelled; each is served in ``handler_nursery``."""
+    await serve_http_listeners(nsqd, _connection_settings, listeners, handler_nursery)
+
+
+def _connection_settings(nsqd: Broker) -> tuple[http_server.Router[Broker], float]:
+    return _TLS_REQUIRED_ROUTER if nsqd.tls_required == "true" else _ROUTER, IDLE_TIMEOUT
 
 
 async def handle_https_connection(nsqd: Broker, stream: trio.SocketStream) -> None:
