@@ -89,11 +89,10 @@ class RequestParser(Generic[C]):
         self.ready: list[Exchange[C]] = []
         self.in_head = False  # between the first byte of a request and the end of its head
         self.expects_continue = False  # the current request waits for "100 Continue"
-        self.received_body = False
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        self._head_size = 0
+        self._head_size = self._unreported = 0
         self._messages = 0
         self._content_length = 0
         self._has_host = False
@@ -117,8 +116,13 @@ class RequestParser(Generic[C]):
         except httptools.HttpParserError as exc:
             raise RefusedError(error(400, "BAD_REQUEST")) from exc
         if in_head and self.in_head and message == self._messages:
-            # the whole read lies inside one head: count what llhttp holds but has not reported
-            self._grow_head(len(data) - (self._head_size - reported))
+            # The whole read lies inside one head: llhttp holds a header it has not reported
+            # yet; count the bytes since the last report (a bound, not an exact size).
+            reported = self._head_size - reported
+            self._unreported = (
+                max(0, len(data) - reported) if reported else self._unreported + len(data)
+            )
+            self._grow_head(0)
 
     def on_message_begin(self) -> None:
         self.in_head = True
@@ -126,8 +130,8 @@ class RequestParser(Generic[C]):
         self.expects_continue = False
         self._url = b""
         self._headers = []
-        self._head_size = self._content_length = 0
-        self._has_host = self.received_body = False
+        self._head_size = self._unreported = self._content_length = 0
+        self._has_host = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url  # in pieces when the line is split across reads
@@ -146,9 +150,11 @@ class RequestParser(Generic[C]):
         elif name == b"expect" and value.lower() == b"100-continue":
             self.expects_continue = True
 
-    def _grow_head(self, size: int) -> None:
-        self._head_size += size
-        if self._head_size > MAX_HEAD:
+    def _grow_head(self, reported: int) -> None:
+        if reported:  # llhttp has reported what it held
+            self._head_size += reported
+            self._unreported = 0
+        if self._head_size + self._unreported > MAX_HEAD:
             raise RefusedError(error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE"))
 
     def on_headers_complete(self) -> None:
@@ -178,7 +184,6 @@ class RequestParser(Generic[C]):
         self._body_size = 0
 
     def on_body(self, body: bytes) -> None:
-        self.received_body = True
         self.expects_continue = False
         self._body_size += len(body)
         if self._body_size <= self._limit:
