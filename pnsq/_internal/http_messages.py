@@ -88,7 +88,7 @@ def parse_query(query: str) -> dict[str, list[str]]:
     for part in query.split("&"):
         if not part:
             continue
-        if ";" in part or _BAD_ESCAPE.search(part):
+        if ";" in part or ("%" in part and _BAD_ESCAPE.search(part)):
             raise ValueError(part)
         key, _, value = part.partition("=")
         params.setdefault(_unquote_plus(key), []).append(_unquote_plus(value))

@@ -132,8 +132,10 @@ def _mpub(nsqd: Broker, request: Request) -> Response:
             log.warning("deprecated value '%s' used for /mpub binary param", binary)
         bodies = binary_mpub_bodies(request.body, options.max_msg_size, options.max_body_size)
     else:
-        bodies = [line for line in request.body.split(b"\n") if line]
-        if any(len(body) > options.max_msg_size for body in bodies):
+        bodies = request.body.split(b"\n")
+        if b"" in bodies:  # empty lines are skipped (a trailing newline makes one)
+            bodies = [line for line in bodies if line]
+        if bodies and max(map(len, bodies)) > options.max_msg_size:
             raise HTTPError(413, "MSG_TOO_BIG")
     return _put(nsqd, topic, bodies, 0.0)
 
