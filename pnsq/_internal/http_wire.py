@@ -46,6 +46,10 @@ class RefusedError(Exception):
         self.response = response
 
 
+_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS")}
+_HEAD_TOO_BIG = error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE")
+
+
 class Exchange(Generic[C]):
     """One request and what the router said about it."""
 
@@ -95,7 +99,7 @@ class RequestParser(Generic[C]):
         self._head_size = self._unreported = 0
         self._messages = 0
         self._content_length = 0
-        self._has_host = False
+        self._has_host = self._version_matters = False
         self._exchange: Exchange[C] | None = None
         self._body: list[bytes] = []
         self._body_size = 0
@@ -122,7 +126,8 @@ class RequestParser(Generic[C]):
             self._unreported = (
                 max(0, len(data) - reported) if reported else self._unreported + len(data)
             )
-            self._grow_head(0)
+            if self._head_size + self._unreported > MAX_HEAD:
+                raise RefusedError(_HEAD_TOO_BIG)
 
     def on_message_begin(self) -> None:
         self.in_head = True
@@ -131,39 +136,48 @@ class RequestParser(Generic[C]):
         self._url = b""
         self._headers = []
         self._head_size = self._unreported = self._content_length = 0
-        self._has_host = False
+        self._has_host = self._version_matters = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url  # in pieces when the line is split across reads
-        self._grow_head(len(url))
+        self._head_size += len(url)
+        self._unreported = 0
+        if self._head_size > MAX_HEAD:
+            raise RefusedError(_HEAD_TOO_BIG)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self.in_head:
             return  # a chunked body's trailer: ignored, as h11's server did
         name = name.lower()
         self._headers.append((name, value.rstrip(b" \t")))
-        self._grow_head(len(name) + len(value) + 4)
+        self._head_size += len(name) + len(value) + 4
+        self._unreported = 0  # llhttp has reported what it held
+        if self._head_size > MAX_HEAD:
+            raise RefusedError(_HEAD_TOO_BIG)
         if name == b"content-length":
             self._content_length = int(value)  # llhttp has checked it: digits, only one
         elif name == b"host":
             self._has_host = True
+        elif name == b"connection":
+            self._version_matters = True
         elif name == b"expect" and value.lower() == b"100-continue":
-            self.expects_continue = True
-
-    def _grow_head(self, reported: int) -> None:
-        if reported:  # llhttp has reported what it held
-            self._head_size += reported
-            self._unreported = 0
-        if self._head_size + self._unreported > MAX_HEAD:
-            raise RefusedError(error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE"))
+            self.expects_continue = self._version_matters = True
 
     def on_headers_complete(self) -> None:
         self.in_head = False
         parser = self._parser
-        version = parser.get_http_version()
-        if version == "1.1" and not self._has_host:
-            raise RefusedError(error(400, "BAD_REQUEST"))  # as h11 and Go's net/http
-        method = parser.get_method().decode("ascii")
+        # HTTP/1.0 closes after each answer, as h11 did, whatever its Connection header says.
+        # Without a Connection header llhttp's keep-alive already means HTTP/1.1: the version
+        # is asked for only when a header makes it matter.
+        keep_alive = parser.should_keep_alive()
+        if self._version_matters or not self._has_host:
+            is_1_1 = parser.get_http_version() == "1.1"
+            if not self._has_host and is_1_1:
+                raise RefusedError(error(400, "BAD_REQUEST"))  # as h11 and Go's net/http
+            keep_alive = keep_alive and is_1_1
+            self.expects_continue = self.expects_continue and is_1_1
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         target = self._url
         path, query = _split_target(target)
         router = self.router
@@ -174,11 +188,7 @@ class RequestParser(Generic[C]):
         too_big = route.too_big if route else "BODY_TOO_BIG"
         if self._content_length > self._limit:
             raise RefusedError(error(413, too_big))
-        if not self.expects_continue or version != "1.1":
-            self.expects_continue = False
         request = Request(method, path, query, b"", False, param, self._headers)
-        # HTTP/1.0 closes after each answer, as h11 did, whatever its Connection header says
-        keep_alive = version == "1.1" and parser.should_keep_alive()
         self._exchange = Exchange(request, target, methods, route, too_big, keep_alive)
         self._body = []
         self._body_size = 0
