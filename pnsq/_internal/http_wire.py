@@ -2,7 +2,7 @@
 
 Requests: httptools (llhttp, C) calls back into ``RequestParser`` as it walks the bytes; a
 parse costs ~0.7 us against ~12 us for a request cycle through h11 compiled with mypyc, which
-was the largest single cost of ``POST /pub`` (measurements in /work/notes). Every request
+was the largest single cost of ``POST /pub`` (measurements in bench/README.md). Every request
 whose bytes are complete lands in ``ready`` as an ``Exchange``; what must end the connection
 (a body over the route's limit, a head over ``MAX_HEAD``, bytes that are not HTTP/1.x) stops
 the parse, and whatever completed before it is still answered first, in order.
