@@ -146,6 +146,18 @@ def test_a_head_near_the_limit_in_pieces_is_accepted(piece: int) -> None:
     assert len(feed(*[head[i : i + piece] for i in range(0, len(head), piece)])) == 1
 
 
+@pytest.mark.parametrize("piece", [1, 100, 4096, 70000])
+def test_a_chunked_trailer_over_the_head_limit_is_refused_431(piece: int) -> None:
+    head = b"POST /mpub HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+    data = head + b"X-Trailer: " + b"t" * MAX_HEAD + b"\r\n\r\n"
+    parser = RequestParser(None, ROUTER)
+    with pytest.raises(RefusedError) as caught:  # noqa: PT012 -- the piece that passes varies
+        for i in range(0, len(data), piece):
+            parser.feed(data[i : i + piece])
+    assert _status(caught.value.response) == (431, b'{"message":"REQUEST_HEADER_FIELDS_TOO_LARGE"}')
+    assert parser.ready == []
+
+
 @pytest.mark.parametrize(
     "garbage",
     [

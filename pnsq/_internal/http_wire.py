@@ -91,6 +91,7 @@ class RequestParser(Generic[C]):
         self.context = context
         self.router = router
         self.ready: list[Exchange[C]] = []
+        self.in_message = False  # between the first byte of a request and its last
         self.in_head = False  # between the first byte of a request and the end of its head
         self.expects_continue = False  # the current request waits for "100 Continue"
         self._parser = httptools.HttpRequestParser(self)
@@ -107,7 +108,7 @@ class RequestParser(Generic[C]):
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; raises RefusedError when the connection must answer it and close."""
-        in_head, message, reported = self.in_head, self._messages, self._head_size
+        progress = (self._messages, self._head_size, self._body_size)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -119,18 +120,16 @@ class RequestParser(Generic[C]):
             raise RefusedError(None) from None
         except httptools.HttpParserError as exc:
             raise RefusedError(error(400, "BAD_REQUEST")) from exc
-        if in_head and self.in_head and message == self._messages:
-            # The whole read lies inside one head: llhttp holds a header it has not reported
-            # yet; count the bytes since the last report (a bound, not an exact size).
-            reported = self._head_size - reported
-            self._unreported = (
-                max(0, len(data) - reported) if reported else self._unreported + len(data)
-            )
+        if self.in_message and progress == (self._messages, self._head_size, self._body_size):
+            # Nothing came out of a whole read: llhttp holds a header (or trailer) it has not
+            # reported yet. Count it, so that one sent forever is refused (a bound on memory:
+            # complete headers are counted exactly when reported).
+            self._unreported += len(data)
             if self._head_size + self._unreported > MAX_HEAD:
                 raise RefusedError(_HEAD_TOO_BIG)
 
     def on_message_begin(self) -> None:
-        self.in_head = True
+        self.in_head = self.in_message = True
         self._messages += 1
         self.expects_continue = False
         self._url = b""
@@ -146,14 +145,14 @@ class RequestParser(Generic[C]):
             raise RefusedError(_HEAD_TOO_BIG)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4  # trailers too: one bound for both
+        self._unreported = 0  # llhttp has reported what it held
+        if self._head_size > MAX_HEAD:
+            raise RefusedError(_HEAD_TOO_BIG)
         if not self.in_head:
             return  # a chunked body's trailer: ignored, as h11's server did
         name = name.lower()
         self._headers.append((name, value.rstrip(b" \t")))
-        self._head_size += len(name) + len(value) + 4
-        self._unreported = 0  # llhttp has reported what it held
-        if self._head_size > MAX_HEAD:
-            raise RefusedError(_HEAD_TOO_BIG)
         if name == b"content-length":
             self._content_length = int(value)  # llhttp has checked it: digits, only one
         elif name == b"host":
@@ -196,6 +195,7 @@ class RequestParser(Generic[C]):
     def on_body(self, body: bytes) -> None:
         self.expects_continue = False
         self._body_size += len(body)
+        self._unreported = 0
         if self._body_size <= self._limit:
             self._body.append(body)
             return
@@ -212,7 +212,7 @@ class RequestParser(Generic[C]):
         body = self._body
         if body:
             exchange.request.body = body[0] if len(body) == 1 else b"".join(body)
-        self.expects_continue = False
+        self.expects_continue = self.in_message = False
         self.ready.append(exchange)
 
 
