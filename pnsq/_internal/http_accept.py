@@ -4,9 +4,13 @@ A client that opens a connection per request pays for the connection as much as 
 request: through ``trio.serve_listeners`` each one also cost a trio socket, a ``SocketStream``,
 a ``getpeername`` call and three cancel scopes (~165 us of nsqd's CPU per ``POST /pub``
 altogether). Here the listening socket is read with direct ``accept`` calls until none is left,
-and each connection is a plain socket served by ``http_server.SocketConnection`` in a task of
-its own, closed synchronously at the end. HTTPS keeps ``trio.serve_listeners`` and its TLS
-streams.
+and each connection is a plain socket served by ``http_server.SocketConnection``. What has
+already arrived when the connection is accepted is answered there and then
+(``serve_at_once``): a client that sends its request as it connects and asks to close after
+the answer costs no task at all (trio's task and cancel scope were half of what remained).
+Any other connection gets a task of its own, which takes over the parser, a pending answer
+and unsent bytes, and closes the socket at the end. HTTPS keeps ``trio.serve_listeners`` and
+its TLS streams.
 
 Accept errors are handled as trio handles them: errors about one failed connection are
 skipped, running out of descriptors or memory is logged and retried after a pause.
@@ -63,7 +67,22 @@ async def serve_http_listeners(
 
     def spawn(sock: socket.socket, address: Sequence[object]) -> None:
         router, idle_timeout = settings(context)
-        handler_nursery.start_soon(_serve_socket, context, router, sock, address, idle_timeout)
+        connection = SocketConnection(context, router, remote_name(address), idle_timeout, sock)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            done = connection.serve_at_once()
+        except OSError:
+            done = True  # gone already
+        except Exception:
+            router.log.exception(
+                "[HTTP %s] internal error; closing this connection", connection.remote
+            )
+            done = True
+        if done:
+            sock.close()
+        else:
+            handler_nursery.start_soon(_serve_socket, connection)
 
     logger = settings(context)[0].log
     async with trio.open_nursery() as nursery:
@@ -106,23 +125,16 @@ async def _accept_loop(
         sock.detach()
 
 
-async def _serve_socket(
-    context: C,
-    router: Router[C],
-    sock: socket.socket,
-    address: Sequence[object],
-    idle_timeout: float,
-) -> None:
+async def _serve_socket(connection: SocketConnection[C]) -> None:
     """One connection, closed at the end whatever happens; never raises but Cancelled."""
-    remote = remote_name(address)
     try:
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await SocketConnection(context, router, remote, idle_timeout, sock).run()
+        await connection.run()
     except Exception:
-        router.log.exception("[HTTP %s] internal error; closing this connection", remote)
+        connection.router.log.exception(
+            "[HTTP %s] internal error; closing this connection", connection.remote
+        )
     finally:
         # No trio.lowlevel.notify_closing: only this task ever waits on the socket, and it is
         # not waiting now (trio forgets a descriptor once its waits end; the kernel drops a
         # closed one from epoll). It would cost an epoll_ctl call per connection.
-        sock.close()
+        connection.sock.close()

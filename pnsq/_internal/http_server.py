@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any, Generic, TypeVar
 
 import trio
@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 C = TypeVar("C")
+Pending = Coroutine[Any, Any, Response]
 
 RECEIVE_SIZE = 64 * 1024
 IDLE_TIMEOUT = 60.0  # a connection silent (or not reading) for this long is closed
@@ -95,6 +96,10 @@ class HTTPConnection(Generic[C]):
         # so the next read is tried before asking trio to wait (a client that waits for each
         # answer would only cost a read that finds nothing).
         self.busy = True
+        self.pending: Pending | None = None  # an answer to await before anything else
+        self._answered = 0  # of parser.ready
+        self._waiting: tuple[Exchange[C], bool] | None = None  # whose answer is pending
+        self._refusal: RefusedError | None = None
 
     async def run(self) -> None:
         self.idle.deadline = trio.current_time() + self.idle_timeout * (1 + _SLACK)
@@ -113,24 +118,49 @@ class HTTPConnection(Generic[C]):
             self.idle.deadline = now + self.idle_timeout * (1 + _SLACK)
 
     async def _serve(self) -> None:
-        parser = self.parser
-        while data := await self._receive():
-            try:
-                parser.feed(data)
-                self.busy = len(parser.ready) > 1 or len(data) == RECEIVE_SIZE
-            except RefusedError as refusal:
-                await self._answer()
-                self._refuse(refusal)
-            else:
-                await self._answer()
-                if parser.expects_continue and not parser.in_head and not self.closing:
-                    parser.expects_continue = False
-                    self.out += CONTINUE
+        while True:
+            while self.pending is not None:
+                assert self._waiting is not None
+                exchange, close = self._waiting
+                self._write(exchange, await self.pending, close)
+                self.pending = self._answer_ready()
             if self.out:
                 answers, self.out = self.out, bytearray()
                 await self._send(answers)
-            if self.closing:
+            if self.closing or not (data := await self._receive()):
                 return
+            self.take(data)
+
+    def take(self, data: bytes) -> None:
+        """Parse one read and answer the requests it completes, in order, into ``out``, up to
+        an answer that is still ``pending``."""
+        try:
+            self.parser.feed(data)
+            self.busy = len(self.parser.ready) > 1 or len(data) == RECEIVE_SIZE
+        except RefusedError as refusal:
+            self._refusal = refusal
+        self.pending = self._answer_ready()
+
+    def _answer_ready(self) -> Pending | None:
+        ready = self.parser.ready
+        while self._answered < len(ready) and not self.closing:
+            exchange = ready[self._answered]
+            self._answered += 1
+            response, close = self._dispatch(exchange)
+            if response.pending is not None:
+                self._waiting = exchange, close
+                return response.pending
+            self._write(exchange, response, close)
+        ready.clear()
+        self._answered = 0
+        refusal, self._refusal = self._refusal, None
+        parser = self.parser
+        if refusal is not None:
+            self._refuse(refusal)
+        elif parser.expects_continue and not parser.in_head and not self.closing:
+            parser.expects_continue = False
+            self.out += CONTINUE
+        return None
 
     def _refuse(self, refusal: RefusedError) -> None:
         response = refusal.response
@@ -142,30 +172,22 @@ class HTTPConnection(Generic[C]):
             write_response(self.out, "", response, True)
         self.closing = self.linger = True
 
-    async def _answer(self) -> None:
-        """Answer every complete request, in order, until one closes the connection."""
-        ready = self.parser.ready
-        for exchange in ready:
-            response, close = self._dispatch(exchange)
-            if response.pending is not None:
-                response = await response.pending
-            request = exchange.request
-            route = exchange.route
-            if route is None or route.logged:
-                # DEBUG: the admin polls every node's /stats; at INFO that drowns what matters
-                self.router.log.debug(
-                    "%d %s %s (%s)",
-                    response.status,
-                    request.method,
-                    exchange.target.decode("ascii", "replace"),
-                    self.remote,
-                )
-            write_response(self.out, request.method, response, close or not exchange.keep_alive)
-            if close or not exchange.keep_alive:
-                self.closing = True
-                self.linger = close
-                break
-        ready.clear()
+    def _write(self, exchange: Exchange[C], response: Response, close: bool) -> None:
+        request = exchange.request
+        route = exchange.route
+        if route is None or route.logged:
+            # DEBUG: the admin polls every node's /stats; at INFO that drowns what matters
+            self.router.log.debug(
+                "%d %s %s (%s)",
+                response.status,
+                request.method,
+                exchange.target.decode("ascii", "replace"),
+                self.remote,
+            )
+        write_response(self.out, request.method, response, close or not exchange.keep_alive)
+        if close or not exchange.keep_alive:
+            self.closing = True
+            self.linger = close
 
     def _dispatch(self, exchange: Exchange[C]) -> tuple[Response, bool]:
         """The answer, and whether the connection must close after it."""
@@ -211,6 +233,26 @@ class SocketConnection(HTTPConnection[C]):
             await super().run()
         except OSError:
             pass  # the client went away (reset, timed out): trio's streams say the same
+
+    def serve_at_once(self) -> bool:
+        """Serve what has already arrived, as far as that needs no wait; True when the
+        connection is then done with and may simply be closed (no ``run`` needed).
+
+        A client that sends its request as soon as it connects, and asks to close after the
+        answer, is served without a task of its own."""
+        try:
+            data = self.sock.recv(RECEIVE_SIZE)
+        except BlockingIOError:
+            return False
+        if not data:
+            return True
+        self.take(data)
+        if self.pending is None and self.out:
+            try:
+                del self.out[: self.sock.send(self.out)]
+            except BlockingIOError:
+                pass
+        return self.closing and not self.linger and not self.out and self.pending is None
 
     async def _receive(self) -> bytes:
         sock = self.sock

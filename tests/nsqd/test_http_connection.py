@@ -8,6 +8,8 @@ the topics.
 
 from __future__ import annotations
 
+import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +227,93 @@ async def test_https_serves_pipelined_requests_through_the_tls_stream(
             answers = await read_answers(stream, 5)
     assert answers.count(OK_ANSWER) == 5
     assert count(nsqd, "t") == 5
+
+
+# -- a connection per request: served by the accept loop when the request is already there ----
+
+CLOSING_PUB = (
+    b"POST /pub?topic=%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1\r\n\r\nm"
+)
+
+
+async def test_a_request_sent_after_the_connection_was_accepted_is_served(nsqd: NSQD) -> None:
+    with trio.fail_after(5):
+        async with await connect(nsqd) as late:
+            # a whole exchange on a second connection: the first has been accepted by then
+            async with await connect(nsqd) as other:
+                await other.send_all(CLOSING_PUB % b"other")
+                assert (await read_to_close(other)).startswith(OK_ANSWER)
+            await late.send_all(CLOSING_PUB % b"late")
+            answer = await read_to_close(late)
+    assert answer.startswith(OK_ANSWER)
+    assert (count(nsqd, "other"), count(nsqd, "late")) == (1, 1)
+
+
+async def test_durable_publishes_on_new_connections_answer_after_the_fsync(
+    make_nsqd: Any,
+) -> None:
+    nsqd = await make_nsqd(sync_every=1)
+
+    async def one(i: int) -> bytes:
+        async with await connect(nsqd) as stream:
+            await stream.send_all(CLOSING_PUB % b"d" + pub(b"d", b"pipelined"))
+            return await read_to_close(stream)
+
+    with trio.fail_after(10):
+        answers = [await one(i) for i in range(5)]
+    assert all(a.startswith(OK_ANSWER) and a.count(b"HTTP/1.1 ") == 1 for a in answers)
+    assert count(nsqd, "d") == 5  # the request after Connection: close is not served
+    assert nsqd.disk.durable
+
+
+async def test_an_answer_larger_than_the_socket_buffers_arrives_whole(
+    nsqd: NSQD, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_at_once = http_server.SocketConnection.serve_at_once
+
+    def small_buffers(self: Any) -> bool:
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        served.append(True)
+        done: bool = serve_at_once(self)
+        return done
+
+    served: list[bool] = []
+    monkeypatch.setattr(http_server.SocketConnection, "serve_at_once", small_buffers)
+    async with await connect(nsqd) as stream:
+        await stream.send_all(pub(b"t", b"m"))
+        await read_answers(stream, 1)
+    nsqd.topics["t"].get_channel("c", trio.current_time())
+    for _ in range(99):
+        nsqd.topics["t"].put([b"b" * 1000], trio.current_time(), 0, 0.0)
+    assert nsqd.http_address is not None
+    # Connect and send with blocking calls, which trio cannot interrupt: the request is there
+    # when the server accepts, so the accept loop answers it itself, and must hand what the
+    # small buffers would not take to a task of its own.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting
+    sock.connect(nsqd.http_address)
+    sock.sendall(
+        b"GET /channel/peek?topic=t&channel=c&n=100 HTTP/1.1\r\nHost: x\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    with trio.fail_after(10):
+        async with trio.SocketStream(trio.socket.from_stdlib_socket(sock)) as stream:
+            answer = await read_to_close(stream)
+    assert len(served) == 2  # both connections went through the accept loop's first read
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(OK_ANSWER)
+    assert len(body) > 100_000
+    assert len(json.loads(body)["messages"]) == 100
+
+
+async def test_a_keep_alive_client_first_served_by_the_accept_loop_goes_on(nsqd: NSQD) -> None:
+    assert nsqd.http_address is not None
+    sock = socket.socket()
+    sock.connect(nsqd.http_address)
+    sock.sendall(b"".join(pub(b"t", b"m%d" % i) for i in range(3)))  # there before the accept
+    with trio.fail_after(5):
+        async with trio.SocketStream(trio.socket.from_stdlib_socket(sock)) as stream:
+            assert (await read_answers(stream, 3)).count(OK_ANSWER) == 3
+            await stream.send_all(pub(b"t", b"later"))
+            assert (await read_answers(stream, 1)).startswith(OK_ANSWER)
+    assert count(nsqd, "t") == 4
