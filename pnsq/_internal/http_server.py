@@ -82,6 +82,8 @@ class HTTPConnection(Generic[C]):
     The transport is the subclass's: ``_receive`` (b"" at the end), ``_send``, ``_linger``.
     """
 
+    idle: trio.CancelScope  # while ``run`` runs: its deadline is the idle timeout's
+
     def __init__(self, context: C, router: Router[C], remote: str, idle_timeout: float) -> None:
         self.context = context
         self.router = router
@@ -91,7 +93,6 @@ class HTTPConnection(Generic[C]):
         self.out = bytearray()
         self.closing = False  # no request after the current answers
         self.linger = False  # closing while the client may still be sending: half-close first
-        self.idle = trio.CancelScope()
         # The last read held several requests or filled the buffer: more is likely waiting,
         # so the next read is tried before asking trio to wait (a client that waits for each
         # answer would only cost a read that finds nothing).
@@ -102,8 +103,8 @@ class HTTPConnection(Generic[C]):
         self._refusal: RefusedError | None = None
 
     async def run(self) -> None:
-        self.idle.deadline = trio.current_time() + self.idle_timeout * (1 + _SLACK)
-        with self.idle:
+        deadline = trio.current_time() + self.idle_timeout * (1 + _SLACK)
+        with trio.CancelScope(deadline=deadline) as self.idle:
             await self._serve()
             if self.linger:
                 # as Go: only when input may be left unread; LINGER_TIME that nothing moves
