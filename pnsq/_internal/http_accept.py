@@ -65,7 +65,8 @@ async def serve_http_listeners(
     """Accept on every listener until cancelled; each connection is served in
     ``handler_nursery``, with the router and idle timeout ``settings(context)`` gives then."""
 
-    def spawn(sock: socket.socket, address: Sequence[object]) -> None:
+    def serve(sock: socket.socket, address: Sequence[object]) -> None:
+        """Answer what came with the connection; a task for the rest, if there is any."""
         router, idle_timeout = settings(context)
         connection = SocketConnection(context, router, remote_name(address), idle_timeout, sock)
         try:
@@ -87,12 +88,12 @@ async def serve_http_listeners(
     logger = settings(context)[0].log
     async with trio.open_nursery() as nursery:
         for listener in listeners:
-            nursery.start_soon(_accept_loop, listener, spawn, logger)
+            nursery.start_soon(_accept_loop, listener, serve, logger)
 
 
 async def _accept_loop(
     listener: trio.SocketListener,
-    spawn: Callable[[socket.socket, Sequence[object]], None],
+    serve: Callable[[socket.socket, Sequence[object]], None],
     log: logging.Logger,
 ) -> None:
     # A second socket object on the listener's descriptor, detached at the end: the listener
@@ -116,7 +117,7 @@ async def _accept_loop(
                 log.error("HTTP: accept failed (%s); retrying", os.strerror(exc.errno))
                 await trio.sleep(_CAPACITY_PAUSE)
                 continue
-            spawn(connection, address)
+            serve(connection, address)
             accepted += 1
             if accepted == _ACCEPT_BATCH:
                 accepted = 0
