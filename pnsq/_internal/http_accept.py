@@ -28,7 +28,8 @@ from typing import TypeVar
 import trio
 
 from .http_messages import Router
-from .http_server import SocketConnection, remote_name
+from .http_server import remote_name
+from .http_socket import SocketConnection
 
 __all__ = ["serve_http_listeners"]
 

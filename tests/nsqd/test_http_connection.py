@@ -17,7 +17,7 @@ import pytest
 import trio
 from tls_helpers import make_certs, tls_options
 
-from pnsq._internal import http_server, http_wire
+from pnsq._internal import http_socket, http_wire
 from pnsq.nsqd import http_api
 from pnsq.nsqd.nsqd import NSQD
 
@@ -112,7 +112,7 @@ async def test_the_answers_to_one_read_leave_in_one_send(
 ) -> None:
     feeds, sends = [], []
     original_feed = http_wire.RequestParser.feed
-    original_send = http_server.SocketConnection._send
+    original_send = http_socket.SocketConnection._send
 
     def feed(self: Any, data: bytes) -> None:
         feeds.append(len(data))
@@ -123,7 +123,7 @@ async def test_the_answers_to_one_read_leave_in_one_send(
         await original_send(self, data)
 
     monkeypatch.setattr(http_wire.RequestParser, "feed", feed)
-    monkeypatch.setattr(http_server.SocketConnection, "_send", send)
+    monkeypatch.setattr(http_socket.SocketConnection, "_send", send)
     with trio.fail_after(5):
         async with await connect(nsqd) as stream:
             await stream.send_all(b"".join(pub(b"t", b"m") for _ in range(20)))
@@ -269,7 +269,7 @@ async def test_durable_publishes_on_new_connections_answer_after_the_fsync(
 async def test_an_answer_larger_than_the_socket_buffers_arrives_whole(
     nsqd: NSQD, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    serve_at_once = http_server.SocketConnection.serve_at_once
+    serve_at_once = http_socket.SocketConnection.serve_at_once
 
     def small_buffers(self: Any) -> bool:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -278,7 +278,7 @@ async def test_an_answer_larger_than_the_socket_buffers_arrives_whole(
         return done
 
     served: list[bool] = []
-    monkeypatch.setattr(http_server.SocketConnection, "serve_at_once", small_buffers)
+    monkeypatch.setattr(http_socket.SocketConnection, "serve_at_once", small_buffers)
     async with await connect(nsqd) as stream:
         await stream.send_all(pub(b"t", b"m"))
         await read_answers(stream, 1)
