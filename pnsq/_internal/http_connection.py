@@ -132,9 +132,9 @@ class HTTPConnection(Generic[C]):
     def _refuse(self, refusal: RefusedError) -> None:
         response = refusal.response
         if response is not None and not self.closing:
-            if response.status == 400:
+            if refusal.bad_request:
                 self.router.log.info(
-                    "HTTP: bad request from %s - %s", self.remote, refusal.__cause__ or "no Host"
+                    "HTTP: bad request from %s - %s", self.remote, refusal.bad_request
                 )
             write_response(self.out, "", response, True)
         self.closing = self.linger = True

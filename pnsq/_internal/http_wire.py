@@ -39,15 +39,19 @@ MAX_HEAD = 16 * 1024  # request line and headers; h11's limit, which the server 
 
 
 class RefusedError(Exception):
-    """The parse stops: ``response`` (if any) answers, then the connection closes."""
+    """The parse stops: ``response`` (if any) answers, then the connection closes;
+    ``bad_request`` says why a client's bytes were not HTTP we take (for the log)."""
 
-    def __init__(self, response: Response | None) -> None:
+    def __init__(self, response: Response | None, bad_request: str = "") -> None:
         super().__init__(response.status if response else "close")
         self.response = response
+        self.bad_request = bad_request
 
 
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS")}
 _HEAD_TOO_BIG = error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE")
+_HEAD_TOO_BIG_WHY = f"request head over {MAX_HEAD} bytes"
+_NO_HOST = error(400, "BAD_REQUEST")
 
 
 class Exchange(Generic[C]):
@@ -119,14 +123,14 @@ class RequestParser(Generic[C]):
             # CONNECT or Upgrade: its request is answered (ready), then no other protocol
             raise RefusedError(None) from None
         except httptools.HttpParserError as exc:
-            raise RefusedError(error(400, "BAD_REQUEST")) from exc
+            raise RefusedError(error(400, "BAD_REQUEST"), str(exc)) from exc
         if self.in_message and progress == (self._messages, self._head_size, self._body_size):
             # Nothing came out of a whole read: llhttp holds a header (or trailer) it has not
             # reported yet. Count it, so that one sent forever is refused (a bound on memory:
             # complete headers are counted exactly when reported).
             self._unreported += len(data)
             if self._head_size + self._unreported > MAX_HEAD:
-                raise RefusedError(_HEAD_TOO_BIG)
+                raise RefusedError(_HEAD_TOO_BIG, _HEAD_TOO_BIG_WHY)
 
     def on_message_begin(self) -> None:
         self.in_head = self.in_message = True
@@ -142,13 +146,13 @@ class RequestParser(Generic[C]):
         self._head_size += len(url)
         self._unreported = 0
         if self._head_size > MAX_HEAD:
-            raise RefusedError(_HEAD_TOO_BIG)
+            raise RefusedError(_HEAD_TOO_BIG, _HEAD_TOO_BIG_WHY)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_size += len(name) + len(value) + 4  # trailers too: one bound for both
         self._unreported = 0  # llhttp has reported what it held
         if self._head_size > MAX_HEAD:
-            raise RefusedError(_HEAD_TOO_BIG)
+            raise RefusedError(_HEAD_TOO_BIG, _HEAD_TOO_BIG_WHY)
         if not self.in_head:
             return  # a chunked body's trailer: ignored, as h11's server did
         name = name.lower()
@@ -172,7 +176,7 @@ class RequestParser(Generic[C]):
         if self._version_matters or not self._has_host:
             is_1_1 = parser.get_http_version() == "1.1"
             if not self._has_host and is_1_1:
-                raise RefusedError(error(400, "BAD_REQUEST"))  # as h11 and Go's net/http
+                raise RefusedError(_NO_HOST, "HTTP/1.1 without Host")  # as h11, Go
             keep_alive = keep_alive and is_1_1
             self.expects_continue = self.expects_continue and is_1_1
         raw_method = parser.get_method()

@@ -9,6 +9,7 @@ the topics.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from pathlib import Path
 from typing import Any
@@ -78,8 +79,9 @@ async def test_an_answer_leaves_while_the_next_pipelined_body_is_still_coming(ns
 
 
 async def test_a_malformed_request_among_pipelined_ones_answers_400_and_closes(
-    nsqd: NSQD,
+    nsqd: NSQD, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="pnsq")
     good = [pub(b"t", b"m%d" % i) for i in range(3)]
     garbage = b"GET /ping HTTP/1.1\r\nno colon here\r\n\r\n"
     with trio.fail_after(5):
@@ -91,6 +93,10 @@ async def test_a_malformed_request_among_pipelined_ones_answers_400_and_closes(
     assert b"Connection: close\r\n" in answer
     assert answer.endswith(b'{"message":"BAD_REQUEST"}')
     assert count(nsqd, "t") == 2  # nothing after the bad request is served
+    assert any(
+        "bad request from 127.0.0.1:" in r.getMessage() and "Invalid header token" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 async def test_100_continue_follows_the_answers_before_it(nsqd: NSQD) -> None:
