@@ -27,6 +27,7 @@ import trio
 
 from .. import NSQ_VERSION
 from .._internal import http_server
+from .._internal.http_accept import serve_http_listeners
 from .._internal.http_server import (
     EMPTY,
     OK,
@@ -132,8 +133,10 @@ def _mpub(nsqd: Broker, request: Request) -> Response:
             log.warning("deprecated value '%s' used for /mpub binary param", binary)
         bodies = binary_mpub_bodies(request.body, options.max_msg_size, options.max_body_size)
     else:
-        bodies = [line for line in request.body.split(b"\n") if line]
-        if any(len(body) > options.max_msg_size for body in bodies):
+        bodies = request.body.split(b"\n")
+        if b"" in bodies:  # empty lines are skipped (a trailing newline makes one)
+            bodies = [line for line in bodies if line]
+        if bodies and max(map(len, bodies)) > options.max_msg_size:
             raise HTTPError(413, "MSG_TOO_BIG")
     return _put(nsqd, topic, bodies, 0.0)
 
@@ -489,10 +492,15 @@ _ROUTES: dict[str, dict[str, Route]] = {
 _ROUTER = http_server.Router(_ROUTES, _max_body_size, log)
 
 
-async def handle_http_connection(nsqd: Broker, stream: trio.SocketStream) -> None:
-    """Serve one HTTP client until it goes away; never raises."""
-    router = _TLS_REQUIRED_ROUTER if nsqd.tls_required == "true" else _ROUTER
-    await http_server.serve_http_connection(nsqd, router, stream, IDLE_TIMEOUT)
+async def serve_http(
+    nsqd: Broker, listeners: list[trio.SocketListener], handler_nursery: trio.Nursery
+) -> None:
+    """Accept HTTP clients until cancelled; each is served in ``handler_nursery``."""
+    await serve_http_listeners(nsqd, _connection_settings, listeners, handler_nursery)
+
+
+def _connection_settings(nsqd: Broker) -> tuple[http_server.Router[Broker], float]:
+    return _TLS_REQUIRED_ROUTER if nsqd.tls_required == "true" else _ROUTER, IDLE_TIMEOUT
 
 
 async def handle_https_connection(nsqd: Broker, stream: trio.SocketStream) -> None:

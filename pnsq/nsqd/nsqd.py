@@ -18,7 +18,7 @@ import trio
 
 from .._internal.daemon import bound_address, listen
 from .broker import Broker, DataPathLockedError
-from .http_api import handle_http_connection, handle_https_connection
+from .http_api import handle_https_connection, serve_http
 from .protocol_v2 import handle_connection
 from .statsd import StatsdPusher
 
@@ -53,7 +53,8 @@ class NSQD(Broker):
                 if self.options.statsd_address:
                     listeners.start_soon(StatsdPusher(self).run)
                 _serve(listeners, connections, tcp, partial(handle_connection, self))
-                _serve(listeners, connections, http, partial(handle_http_connection, self))
+                if http:
+                    listeners.start_soon(serve_http, self, http, connections)
                 _serve(listeners, connections, https, partial(handle_https_connection, self))
                 task_status.started()
                 await self._stop.wait()
