@@ -14,6 +14,10 @@ measurement (``.venv/bin/pip install hypercorn``); without it, only h11-on-trio 
 Result on the 2-core machine of PERFORMANCE.md (Python 3.11, trio 0.35, h11 0.16, hypercorn
 0.18; one run, 4 clients, 3 s): h11-on-trio 11,804 req/s, hypercorn 7,715 req/s, a ratio of
 1.53, so nsqd drives h11 itself and hypercorn stays out of the dependencies.
+
+Since then nsqd's server parses with llhttp (httptools) and calls plain sockets directly (the
+choice and its figures: bench/README.md, "What each step bought"); "h11-on-trio" here now
+measures that server, under its old name.
 """
 
 from __future__ import annotations
