@@ -53,20 +53,27 @@ def durable(subject: Subject, args: argparse.Namespace) -> PhaseResult:
     return phase
 
 
+def _own(subject: Subject, name: str, mem_queue: int) -> tuple[Nsqd, str]:
+    """An own nsqd with topic ``<name>_bench`` and its channel ``ch``."""
+    nsqd, topic = subject.start(name, [f"--mem-queue-size={mem_queue}"]), f"{name}_bench"
+    nsqd.create(topic, CHANNEL)
+    return nsqd, topic
+
+
+def _publish(
+    nsqd: Nsqd, topic: str, args: argparse.Namespace, conns: int, count: int, key: str
+) -> PhaseResult:
+    """``count`` messages published by MPUB on ``conns`` connections, no consumer."""
+    size, batch = args.size, args.batch_size
+    return measured(
+        nsqd, lambda: run_writer(nsqd.tcp, topic, size, batch, conns, HARD_CAP_S, count), key
+    )
+
+
 def backlog(subject: Subject, args: argparse.Namespace) -> PhaseResult:
     """``--backlog`` messages on disk behind NSQ's default memory queue, no consumer: RSS."""
-    nsqd, topic, want = (
-        subject.start("backlog", ["--mem-queue-size=10000"]),
-        "backlog_bench",
-        args.backlog,
-    )
-    nsqd.create(topic, CHANNEL)
-    size, batch, conns = args.size, args.batch_size, args.writer_connections
-    phase = measured(
-        nsqd,
-        lambda: run_writer(nsqd.tcp, topic, size, batch, conns, HARD_CAP_S, want),
-        "backlog_rate",
-    )
+    nsqd, topic = _own(subject, "backlog", 10000)
+    phase = _publish(nsqd, topic, args, args.writer_connections, args.backlog, "backlog_rate")
     published = phase.detail["count"]
     wait_for(lambda: channel_of(nsqd.topic_stats(topic)).get("depth", 0) >= published, HARD_CAP_S)
     time.sleep(SYNC_SETTLE_S)
@@ -88,17 +95,10 @@ def backlog(subject: Subject, args: argparse.Namespace) -> PhaseResult:
 
 def memory(subject: Subject, args: argparse.Namespace) -> PhaseResult:
     """``--held`` messages in a topic's channel's memory queue, no consumer: RSS growth."""
-    nsqd, topic, want = (
-        subject.start("memory", ["--mem-queue-size=10000000"]),
-        "memory_bench",
-        args.held,
-    )
-    nsqd.create(topic, CHANNEL)
+    nsqd, topic = _own(subject, "memory", 10000000)
     idle = nsqd.rss_mib()
-    size, batch = args.size, args.batch_size
-    phase = measured(
-        nsqd, lambda: run_writer(nsqd.tcp, topic, size, batch, 1, HARD_CAP_S, want), "memory_rate"
-    )
+    phase = _publish(nsqd, topic, args, 1, args.held, "memory_rate")
+    size = args.size
     published = phase.detail["count"]
     wait_for(lambda: channel_of(nsqd.topic_stats(topic)).get("depth", 0) >= published)
     held_rss = nsqd.rss_mib()
