@@ -71,7 +71,12 @@ def http(via: Host, address: str, method: str, target: str, body: bytes = b"") -
     raw = b"".join(chunks)
     status_line, _, rest = raw.partition(b"\r\n")
     _, _, payload = rest.partition(b"\r\n\r\n")
-    return int(status_line.split()[1]), payload
+    fields = status_line.split()
+    if len(fields) < 2 or not fields[1].isdigit():
+        # a relay closes the client when the daemon behind it is not listening yet: a
+        # connection error, which ``wait_for`` polls through
+        raise ConnectionError(f"{method} {address}{target}: no HTTP answer ({raw[:80]!r})")
+    return int(fields[1]), payload
 
 
 def get_json(via: Host, address: str, target: str) -> Any:
