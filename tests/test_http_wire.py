@@ -227,3 +227,66 @@ def test_an_error_with_extra_headers() -> None:
 
 def test_an_empty_answer_has_no_content_type() -> None:
     assert written("POST", Response(200), False).endswith(b"Date: D\r\nContent-Length: 0\r\n\r\n")
+
+
+# -- what llhttp refuses but Go reads (http_odd) ------------------------------------------------
+
+
+def test_an_unknown_method_after_requests_is_found_where_it_starts() -> None:
+    # a body that looks like a request line must not be taken for the refused request
+    lookalike = b"BREW /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+    body_pub = b"POST /mpub HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(lookalike),
+        lookalike,
+    )
+    odd = b"BREW /ping?a=1 HTTP/1.1\r\nHost: x\r\nX: y\r\n  folded\r\n\r\nbody, never read"
+    for pieces in [(CL + body_pub + odd,), (CL + body_pub + odd[:2], odd[2:30], odd[30:])]:
+        response, ready = refusal(*pieces)
+        assert response is None  # answered by the router (405 here), then the connection closes
+        assert [(r.method, r.path, r.query) for r in ready] == [
+            ("POST", "/pub", "topic=t"),
+            ("POST", "/mpub", ""),
+            ("BREW", "/ping", "a=1"),
+        ]
+        assert ready[1].body == lookalike
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        b"BR\x01W /ping HTTP/1.1\r\nHost: x\r\n\r\n",  # not a token
+        b"BREW /ping HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"BREW /ping\r\nHost: x\r\n\r\n",
+        b"BREW /ping HTTP/1.1\r\nno colon\r\n\r\n",
+        b"BREW /ping HTTP/1.1\r\n\r\n",  # HTTP/1.1 without Host
+    ],
+)
+def test_an_unknown_method_in_a_malformed_request_is_400(odd: bytes) -> None:
+    response, ready = refusal(CL + odd)
+    assert _status(response) == (400, b'{"message":"BAD_REQUEST"}')
+    assert [request.path for request in ready] == ["/pub"]
+
+
+def test_an_unknown_methods_head_is_bounded_431() -> None:
+    parser = RequestParser(None, ROUTER)
+    parser.feed(b"BREW /ping HTTP/1.1\r\nHost: x\r\n")
+    with pytest.raises(RefusedError) as caught:
+        parser.feed(b"X-Big: " + b"a" * MAX_HEAD)
+    assert _status(caught.value.response) == (431, b'{"message":"REQUEST_HEADER_FIELDS_TOO_LARGE"}')
+
+
+@pytest.mark.parametrize("te", [b"gzip", b"gzip, chunked", b"chunked, gzip", b""])
+def test_a_transfer_encoding_other_than_chunked_is_501(te: bytes) -> None:
+    request = (
+        b"POST /mpub HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: %s\r\n\r\n1\r\na\r\n0\r\n\r\n" % te
+    )
+    response, ready = refusal(CL + request)
+    assert response is not None
+    assert (response.status, response.body) == (501, b"Unsupported transfer encoding")
+    assert [request.path for request in ready] == ["/pub"]
+
+
+def test_a_transfer_encoding_on_http_1_0_stays_400() -> None:
+    # Go ignores Transfer-Encoding on HTTP/1.0; llhttp cannot: a plain 400, not 501
+    response, _ = refusal(b"POST /mpub HTTP/1.0\r\nTransfer-Encoding: gzip\r\n\r\n")
+    assert _status(response) == (400, b'{"message":"BAD_REQUEST"}')

@@ -18,6 +18,7 @@ formatted once per second; no per-answer object besides the bytes.
 
 from __future__ import annotations
 
+import re
 import time
 from email.utils import formatdate
 from http import HTTPStatus
@@ -26,7 +27,8 @@ from urllib.parse import unquote
 
 import httptools
 
-from .http_messages import OK, TEXT, Request, Response, Route, Router, error
+from .http_messages import OK, TEXT, Request, Response, Route, Router, error, text
+from .http_odd import message_start, parse_head
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,6 +54,14 @@ _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPT
 _HEAD_TOO_BIG = error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE")
 _HEAD_TOO_BIG_WHY = f"request head over {MAX_HEAD} bytes"
 _NO_HOST = error(400, "BAD_REQUEST")
+# Go's net/http: one Transfer-Encoding, "chunked", or 501 with this text (HTTP/1.1 only)
+_UNSUPPORTED_TE = text("Unsupported transfer encoding", 501)
+_TE_ERRORS = (
+    "Request has invalid `Transfer-Encoding`",
+    "Invalid `Transfer-Encoding` header value",
+    "Empty Transfer-Encoding",
+)
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
 class Exchange(Generic[C]):
@@ -109,10 +119,12 @@ class RequestParser(Generic[C]):
         self._body: list[bytes] = []
         self._body_size = 0
         self._limit = 0
+        self._odd_head = b""
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; raises RefusedError when the connection must answer it and close."""
         progress = (self._messages, self._head_size, self._body_size)
+        at_boundary = not self.in_message
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -122,8 +134,11 @@ class RequestParser(Generic[C]):
         except httptools.HttpParserUpgrade:
             # CONNECT or Upgrade: its request is answered (ready), then no other protocol
             raise RefusedError(None) from None
+        except httptools.HttpParserInvalidMethodError as exc:
+            self._odd_method(data, self._messages - progress[0], at_boundary, str(exc))
+            return
         except httptools.HttpParserError as exc:
-            raise RefusedError(error(400, "BAD_REQUEST"), str(exc)) from exc
+            raise self._refusal(str(exc)) from exc
         if self.in_message and progress == (self._messages, self._head_size, self._body_size):
             # Nothing came out of a whole read: llhttp holds a header (or trailer) it has not
             # reported yet. Count it, so that one sent forever is refused (a bound on memory:
@@ -131,6 +146,41 @@ class RequestParser(Generic[C]):
             self._unreported += len(data)
             if self._head_size + self._unreported > MAX_HEAD:
                 raise RefusedError(_HEAD_TOO_BIG, _HEAD_TOO_BIG_WHY)
+
+    def _refusal(self, why: str) -> RefusedError:
+        if why in _TE_ERRORS and self._parser.get_http_version() == "1.1":
+            return RefusedError(_UNSUPPORTED_TE, why)  # HTTP/1.0: Go ignores the header
+        return RefusedError(error(400, "BAD_REQUEST"), why)
+
+    def _odd_method(self, data: bytes, begun: int, at_boundary: bool, why: str) -> None:
+        """llhttp stopped at a method it does not know: read the head here (``http_odd``)
+        from where the request starts, if that is known (``data`` starts at a request)."""
+        if begun == 0 or not at_boundary:
+            raise RefusedError(error(400, "BAD_REQUEST"), why)  # its start was in an earlier read
+        self._odd_head = data[message_start(data, begun - 1) :]
+        self.feed = self._feed_odd  # type: ignore[method-assign] # the rest of the connection
+        self._feed_odd(b"")
+
+    def _feed_odd(self, data: bytes) -> None:
+        """Bytes of a request llhttp refused: wait for its head, then queue it and close."""
+        head = self._odd_head = self._odd_head + data
+        end = _HEAD_END.search(head, 0, MAX_HEAD + 4)
+        if end is None:
+            if len(head) > MAX_HEAD:
+                raise RefusedError(_HEAD_TOO_BIG, _HEAD_TOO_BIG_WHY)
+            return
+        odd = parse_head(head[: end.start()] + b"\r\n")
+        if odd is None:
+            raise RefusedError(error(400, "BAD_REQUEST"), "malformed request line or header")
+        if odd.version == (1, 1) and not odd.has_host:
+            raise RefusedError(_NO_HOST, "HTTP/1.1 without Host")
+        path, query = _split_target(odd.target)
+        methods, param = self.router.find(path)
+        route = methods.get(odd.method) if methods else None
+        request = Request(odd.method, path, query, b"", False, param)
+        # its body is not read: the connection closes after the answer (405, 404)
+        self.ready.append(Exchange(request, odd.target, methods, route, "BODY_TOO_BIG", False))
+        raise RefusedError(None)
 
     def on_message_begin(self) -> None:
         self.in_head = self.in_message = True
@@ -195,6 +245,18 @@ class RequestParser(Generic[C]):
         self._exchange = Exchange(request, target, methods, route, too_big, keep_alive)
         self._body = []
         self._body_size = 0
+
+    def on_chunk_header(self) -> None:
+        # llhttp takes "gzip, chunked" as chunked, where Go answers 501 to anything but one
+        # "chunked": checked at a chunked body's first chunk, so other requests pay nothing.
+        if self._body_size == 0:
+            codings = [value for name, value in self._headers if name == b"transfer-encoding"]
+            if (
+                codings != [b"chunked"]
+                and [c.lower() for c in codings] != [b"chunked"]
+                and self._parser.get_http_version() == "1.1"
+            ):
+                raise RefusedError(_UNSUPPORTED_TE, "Transfer-Encoding other than chunked")
 
     def on_body(self, body: bytes) -> None:
         self.expects_continue = False
