@@ -174,8 +174,26 @@ def test_bad_bytes_after_good_requests_keep_the_good_ones_then_refuse_400(garbag
     assert [request.path for request in ready] == ["/pub", "/config/log_level"]
 
 
-def test_an_upgrade_is_answered_then_the_connection_closes() -> None:
-    upgrade = b"GET /ping HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+UPGRADE = b"GET /ping HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [UPGRADE, b"CONNECT 127.0.0.1:4151 HTTP/1.1\r\nHost: x\r\n\r\n"],
+)
+def test_an_upgrade_or_connect_without_a_body_is_a_request_like_any(request_: bytes) -> None:
+    # Go's net/http switches protocols only if the handler hijacks (NSQ's never do): it answers
+    # and reads the next request; llhttp stops there, so the parse goes on after it
+    data = request_ + CL + request_ + CL
+    for pieces in [(data,), tuple(data[i : i + 1] for i in range(len(data)))]:
+        methods = [(method, path) for method, path, *_ in feed(*pieces)]
+        target = "/ping" if request_ is UPGRADE else "127.0.0.1:4151"
+        method = "GET" if request_ is UPGRADE else "CONNECT"
+        assert methods == [(method, target), ("POST", "/pub")] * 2
+
+
+def test_an_upgrade_with_a_body_is_answered_then_the_connection_closes() -> None:
+    upgrade = UPGRADE.replace(b"\r\n\r\n", b"\r\nContent-Length: 2\r\n\r\nab")
     response, ready = refusal(upgrade + CL)
     assert response is None
     assert [request.path for request in ready] == ["/ping"]
@@ -290,3 +308,34 @@ def test_a_transfer_encoding_on_http_1_0_stays_400() -> None:
     # Go ignores Transfer-Encoding on HTTP/1.0; llhttp cannot: a plain 400, not 501
     response, _ = refusal(b"POST /mpub HTTP/1.0\r\nTransfer-Encoding: gzip\r\n\r\n")
     assert _status(response) == (400, b'{"message":"BAD_REQUEST"}')
+
+
+def test_a_folded_header_line_is_joined_to_the_one_before_as_go_does() -> None:
+    folded = (
+        b"POST /mpub HTTP/1.1\r\nHost: x\r\nX-A: one\r\n  two\r\n\tthree\r\nX-B:\r\n b\r\n"
+        b"Content-Length: 3\r\n\r\nabc"
+    )
+    data = CL + folded + folded + CL
+    split = len(CL + folded) + 60  # the second one's head: after its folds, before its end
+    for pieces in [(data,), (CL, data[len(CL) :]), (data[:split], data[split:])]:
+        requests = feed(*pieces)
+        assert [(r[1], r[4]) for r in requests] == [
+            ("/pub", b"hello"),
+            ("/mpub", b"abc"),
+            ("/mpub", b"abc"),
+            ("/pub", b"hello"),
+        ]
+        assert requests[1][6][1:3] == [(b"x-a", b"one two three"), (b"x-b", b"b")]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /ping HTTP/1.1\r\n folded\r\nHost: x\r\n\r\n",  # on the first header line: Go, 400
+        b"GET /ping HTTP/1.1\r\nHost: x\r\nX-A: \x01\r\n\r\n",  # nothing folded: a bad value
+    ],
+)
+def test_what_is_not_a_fold_go_takes_stays_400(head: bytes) -> None:
+    response, ready = refusal(CL + head)
+    assert _status(response) == (400, b'{"message":"BAD_REQUEST"}')
+    assert [request.path for request in ready] == ["/pub"]

@@ -2,11 +2,14 @@
 
 llhttp knows a fixed list of methods and stops at any other; Go reads any RFC 9110 token as a
 method and leaves it to httprouter, which answers 405 (with ``Allow``) on a known path and 404
-on an unknown one. So when llhttp stops at a method, the request's head is read here: where it
-starts is found by parsing the read again with a fresh llhttp parser, up to the requests
-that completed before it (only on this path: the common path keeps no offsets). Its body is
-never read: the connection closes after the answer, since nothing tells where the next
-request would start without llhttp's state.
+on an unknown one. So when llhttp stops at a method, the request's head is read here. Its body
+is never read: the connection closes after the answer, since nothing tells where the next
+request would start without llhttp's state. llhttp also refuses a folded header line
+(obs-fold), which Go joins to the line before: the head is unfolded here and parsed again.
+
+Where the refused request starts is found by parsing the read again with a fresh llhttp
+parser, up to the requests that completed before it: only on this path, so that the common
+path keeps no offsets.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import re
 
 import httptools
 
-__all__ = ["OddHead", "message_start", "parse_head"]
+__all__ = ["OddHead", "message_start", "parse_head", "unfold"]
 
 # RFC 9110 token: what Go's net/http accepts as a method (validMethod)
+_FOLD = re.compile(rb"[ \t]*\r?\n[ \t]+")
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^ \r\n]+) HTTP/(\d)\.(\d)\r?\n")
 
 
@@ -86,3 +90,14 @@ def parse_head(head: bytes) -> OddHead | None:
             return None  # Go's textproto: a malformed header line is a 400
         has_host = has_host or name.lower() == b"host"
     return OddHead(method.decode("ascii"), target, (1, int(minor)), has_host)
+
+
+def unfold(head: bytes) -> bytes | None:
+    """``head`` (up to its blank line) with each folded line (obs-fold) joined to the one
+    before by a space, as Go's textproto reads it; None when nothing is folded, or when the
+    first header line is (Go: "malformed MIME header initial line", 400)."""
+    line_end = head.find(b"\n")
+    if line_end < 0 or head[line_end + 1 : line_end + 2] in (b" ", b"\t"):
+        return None
+    unfolded, folds = _FOLD.subn(b" ", head)
+    return unfolded if folds else None

@@ -28,10 +28,10 @@ from urllib.parse import unquote
 import httptools
 
 from .http_messages import OK, TEXT, Request, Response, Route, Router, error, text
-from .http_odd import message_start, parse_head
+from .http_odd import message_start, parse_head, unfold
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 __all__ = ["MAX_HEAD", "Exchange", "RefusedError", "RequestParser", "write_response"]
 
@@ -61,6 +61,7 @@ _TE_ERRORS = (
     "Invalid `Transfer-Encoding` header value",
     "Empty Transfer-Encoding",
 )
+_FOLD_ERRORS = ("Unexpected whitespace after header value", "Invalid header value char")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
@@ -119,7 +120,7 @@ class RequestParser(Generic[C]):
         self._body: list[bytes] = []
         self._body_size = 0
         self._limit = 0
-        self._odd_head = b""
+        self._held = b""
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; raises RefusedError when the connection must answer it and close."""
@@ -131,13 +132,16 @@ class RequestParser(Generic[C]):
             if isinstance(exc.__context__, RefusedError):
                 raise exc.__context__ from None
             raise
-        except httptools.HttpParserUpgrade:
-            # CONNECT or Upgrade: its request is answered (ready), then no other protocol
-            raise RefusedError(None) from None
+        except httptools.HttpParserUpgrade as upgrade:
+            self._after_upgrade(data[upgrade.args[0] :])
+            return
         except httptools.HttpParserInvalidMethodError as exc:
-            self._odd_method(data, self._messages - progress[0], at_boundary, str(exc))
+            self._hold(data, self._messages - progress[0], at_boundary, str(exc), self._feed_odd)
             return
         except httptools.HttpParserError as exc:
+            if str(exc) in _FOLD_ERRORS:  # perhaps a folded header line, which Go takes
+                self._hold(data, self._messages - progress[0], at_boundary, str(exc), self._unfold)
+                return
             raise self._refusal(str(exc)) from exc
         if self.in_message and progress == (self._messages, self._head_size, self._body_size):
             # Nothing came out of a whole read: llhttp holds a header (or trailer) it has not
@@ -147,29 +151,46 @@ class RequestParser(Generic[C]):
             if self._head_size + self._unreported > MAX_HEAD:
                 raise RefusedError(_HEAD_TOO_BIG, _HEAD_TOO_BIG_WHY)
 
+    def _after_upgrade(self, rest: bytes) -> None:
+        """llhttp stops after an Upgrade or CONNECT request (ready), before any body: Go's
+        net/http answers it as any other and reads on, which is done here when it has no body;
+        with one, the connection closes after the answer (where its body ends is llhttp's)."""
+        if self._content_length or any(n == b"transfer-encoding" for n, _ in self._headers):
+            raise RefusedError(None)
+        if rest:
+            self.feed(rest)
+
     def _refusal(self, why: str) -> RefusedError:
         if why in _TE_ERRORS and self._parser.get_http_version() == "1.1":
             return RefusedError(_UNSUPPORTED_TE, why)  # HTTP/1.0: Go ignores the header
         return RefusedError(error(400, "BAD_REQUEST"), why)
 
-    def _odd_method(self, data: bytes, begun: int, at_boundary: bool, why: str) -> None:
-        """llhttp stopped at a method it does not know: read the head here (``http_odd``)
-        from where the request starts, if that is known (``data`` starts at a request)."""
+    def _hold(
+        self, data: bytes, begun: int, at_boundary: bool, why: str, then: Callable[[bytes], None]
+    ) -> None:
+        """llhttp refused a request Go would read: hold its bytes (``http_odd``), from where it
+        starts if that is known (``data`` starts at a request), and have ``then`` take them."""
         if begun == 0 or not at_boundary:
             raise RefusedError(error(400, "BAD_REQUEST"), why)  # its start was in an earlier read
-        self._odd_head = data[message_start(data, begun - 1) :]
-        self.feed = self._feed_odd  # type: ignore[method-assign] # the rest of the connection
-        self._feed_odd(b"")
+        self._held = data[message_start(data, begun - 1) :]
+        self.feed = then  # type: ignore[method-assign,assignment] # until ``then`` is done
+        then(b"")
+
+    def _held_head(self, data: bytes) -> tuple[bytes, bytes] | None:
+        """The held request's head (without its blank line) and what follows, once whole."""
+        held = self._held = self._held + data
+        end = _HEAD_END.search(held, 0, MAX_HEAD + 4)
+        if end is None:
+            if len(held) > MAX_HEAD:
+                raise RefusedError(_HEAD_TOO_BIG, _HEAD_TOO_BIG_WHY)
+            return None
+        return held[: end.start()], held[end.end() :]
 
     def _feed_odd(self, data: bytes) -> None:
-        """Bytes of a request llhttp refused: wait for its head, then queue it and close."""
-        head = self._odd_head = self._odd_head + data
-        end = _HEAD_END.search(head, 0, MAX_HEAD + 4)
-        if end is None:
-            if len(head) > MAX_HEAD:
-                raise RefusedError(_HEAD_TOO_BIG, _HEAD_TOO_BIG_WHY)
+        """A method llhttp does not know: route the head, queue it, then close."""
+        if (whole := self._held_head(data)) is None:
             return
-        odd = parse_head(head[: end.start()] + b"\r\n")
+        odd = parse_head(whole[0] + b"\r\n")
         if odd is None:
             raise RefusedError(error(400, "BAD_REQUEST"), "malformed request line or header")
         if odd.version == (1, 1) and not odd.has_host:
@@ -181,6 +202,19 @@ class RequestParser(Generic[C]):
         # its body is not read: the connection closes after the answer (405, 404)
         self.ready.append(Exchange(request, odd.target, methods, route, "BODY_TOO_BIG", False))
         raise RefusedError(None)
+
+    def _unfold(self, data: bytes) -> None:
+        """A header llhttp refused: unfolded, the request is parsed again by a fresh llhttp."""
+        if (whole := self._held_head(data)) is None:
+            return
+        head, rest = whole
+        unfolded = unfold(head)
+        if unfolded is None:  # nothing folded: llhttp was right
+            raise RefusedError(error(400, "BAD_REQUEST"), "invalid header value")
+        del self.feed
+        self._parser = httptools.HttpRequestParser(self)
+        self.in_message = False
+        self.feed(unfolded + b"\r\n\r\n" + rest)
 
     def on_message_begin(self) -> None:
         self.in_head = self.in_message = True

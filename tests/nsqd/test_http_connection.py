@@ -151,8 +151,25 @@ async def test_http_1_0_gets_its_answer_then_the_connection_closes(nsqd: NSQD) -
     assert count(nsqd, "t") == 1
 
 
-async def test_an_upgrade_request_is_answered_and_the_connection_closed(nsqd: NSQD) -> None:
+async def test_an_upgrade_request_is_answered_as_any_and_the_next_one_served(nsqd: NSQD) -> None:
+    # Go's net/http answers it as any request (NSQ never hijacks) and reads on
     upgrade = b"GET /ping HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+    with trio.fail_after(5):
+        async with await connect(nsqd) as stream:
+            await stream.send_all(upgrade + pub(b"t", b"m"))
+            answer = await read_answers(stream, 2)
+    assert answer.count(OK_ANSWER) == 2
+    assert b"Connection: close" not in answer
+    assert count(nsqd, "t") == 1
+
+
+async def test_an_upgrade_request_with_a_body_is_answered_then_the_connection_closed(
+    nsqd: NSQD,
+) -> None:
+    upgrade = (
+        b"GET /ping HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+        b"Content-Length: 2\r\n\r\nab"
+    )
     with trio.fail_after(5):
         async with await connect(nsqd) as stream:
             await stream.send_all(upgrade + pub(b"t", b"m"))
@@ -457,3 +474,17 @@ async def test_chunked_in_any_case_is_still_read(nsqd: NSQD) -> None:
             await stream.send_all(request + b"1\r\nm\r\n0\r\n\r\n")
             assert (await read_answers(stream, 1)).startswith(OK_ANSWER)
     assert count(nsqd, "t") == 1
+
+
+async def test_a_folded_header_line_is_taken_as_go_takes_it(nsqd: NSQD) -> None:
+    # Go's textproto joins an obs-fold line to the one before; llhttp alone refuses it
+    folded = (
+        b"POST /pub?topic=t HTTP/1.1\r\nHost: x\r\nUser-Agent: a\r\n  b\r\n"
+        b"Content-Length: 1\r\n\r\nm"
+    )
+    with trio.fail_after(5):
+        async with await connect(nsqd) as stream:
+            await stream.send_all(pub(b"t", b"m") + folded + pub(b"t", b"m"))
+            answer = await read_answers(stream, 3)
+    assert answer.count(OK_ANSWER) == 3
+    assert count(nsqd, "t") == 3
