@@ -7,6 +7,11 @@ whose bytes are complete lands in ``ready`` as an ``Exchange``; what must end th
 (a body over the route's limit, a head over ``MAX_HEAD``, bytes that are not HTTP/1.x) stops
 the parse, and whatever completed before it is still answered first, in order.
 
+Where llhttp is stricter than Go's net/http (what NSQ 1.3 answers with), the error path does
+as Go: a method llhttp does not know is routed (405, 404) from a head read by ``http_odd``; a
+folded header line is unfolded and parsed again; a Transfer-Encoding other than "chunked" is
+501; the parse goes on after a bodyless Upgrade or CONNECT. The common path pays nothing.
+
 The route is found when the head is complete, because the body limit depends on it: a
 Content-Length over the limit is refused at once (413, the route's code), and a body that
 grows past the limit (chunked) stops being kept; its request reaches the handler with
