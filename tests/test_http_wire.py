@@ -174,8 +174,26 @@ def test_bad_bytes_after_good_requests_keep_the_good_ones_then_refuse_400(garbag
     assert [request.path for request in ready] == ["/pub", "/config/log_level"]
 
 
-def test_an_upgrade_is_answered_then_the_connection_closes() -> None:
-    upgrade = b"GET /ping HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+UPGRADE = b"GET /ping HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [UPGRADE, b"CONNECT 127.0.0.1:4151 HTTP/1.1\r\nHost: x\r\n\r\n"],
+)
+def test_an_upgrade_or_connect_without_a_body_is_a_request_like_any(request_: bytes) -> None:
+    # Go's net/http switches protocols only if the handler hijacks (NSQ's never do): it answers
+    # and reads the next request; llhttp stops there, so the parse goes on after it
+    data = request_ + CL + request_ + CL
+    for pieces in [(data,), tuple(data[i : i + 1] for i in range(len(data)))]:
+        methods = [(method, path) for method, path, *_ in feed(*pieces)]
+        target = "/ping" if request_ is UPGRADE else "127.0.0.1:4151"
+        method = "GET" if request_ is UPGRADE else "CONNECT"
+        assert methods == [(method, target), ("POST", "/pub")] * 2
+
+
+def test_an_upgrade_with_a_body_is_answered_then_the_connection_closes() -> None:
+    upgrade = UPGRADE.replace(b"\r\n\r\n", b"\r\nContent-Length: 2\r\n\r\nab")
     response, ready = refusal(upgrade + CL)
     assert response is None
     assert [request.path for request in ready] == ["/ping"]
@@ -227,3 +245,97 @@ def test_an_error_with_extra_headers() -> None:
 
 def test_an_empty_answer_has_no_content_type() -> None:
     assert written("POST", Response(200), False).endswith(b"Date: D\r\nContent-Length: 0\r\n\r\n")
+
+
+# -- what llhttp refuses but Go reads (http_odd) ------------------------------------------------
+
+
+def test_an_unknown_method_after_requests_is_found_where_it_starts() -> None:
+    # a body that looks like a request line must not be taken for the refused request
+    lookalike = b"BREW /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+    body_pub = b"POST /mpub HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(lookalike),
+        lookalike,
+    )
+    odd = b"BREW /ping?a=1 HTTP/1.1\r\nHost: x\r\nX: y\r\n  folded\r\n\r\nbody, never read"
+    for pieces in [(CL + body_pub + odd,), (CL + body_pub + odd[:2], odd[2:30], odd[30:])]:
+        response, ready = refusal(*pieces)
+        assert response is None  # answered by the router (405 here), then the connection closes
+        assert [(r.method, r.path, r.query) for r in ready] == [
+            ("POST", "/pub", "topic=t"),
+            ("POST", "/mpub", ""),
+            ("BREW", "/ping", "a=1"),
+        ]
+        assert ready[1].body == lookalike
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        b"BR\x01W /ping HTTP/1.1\r\nHost: x\r\n\r\n",  # not a token
+        b"BREW /ping HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"BREW /ping\r\nHost: x\r\n\r\n",
+        b"BREW /ping HTTP/1.1\r\nno colon\r\n\r\n",
+        b"BREW /ping HTTP/1.1\r\n\r\n",  # HTTP/1.1 without Host
+    ],
+)
+def test_an_unknown_method_in_a_malformed_request_is_400(odd: bytes) -> None:
+    response, ready = refusal(CL + odd)
+    assert _status(response) == (400, b'{"message":"BAD_REQUEST"}')
+    assert [request.path for request in ready] == ["/pub"]
+
+
+def test_an_unknown_methods_head_is_bounded_431() -> None:
+    parser = RequestParser(None, ROUTER)
+    parser.feed(b"BREW /ping HTTP/1.1\r\nHost: x\r\n")
+    with pytest.raises(RefusedError) as caught:
+        parser.feed(b"X-Big: " + b"a" * MAX_HEAD)
+    assert _status(caught.value.response) == (431, b'{"message":"REQUEST_HEADER_FIELDS_TOO_LARGE"}')
+
+
+@pytest.mark.parametrize("te", [b"gzip", b"gzip, chunked", b"chunked, gzip", b""])
+def test_a_transfer_encoding_other_than_chunked_is_501(te: bytes) -> None:
+    request = (
+        b"POST /mpub HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: %s\r\n\r\n1\r\na\r\n0\r\n\r\n" % te
+    )
+    response, ready = refusal(CL + request)
+    assert response is not None
+    assert (response.status, response.body) == (501, b"Unsupported transfer encoding")
+    assert [request.path for request in ready] == ["/pub"]
+
+
+def test_a_transfer_encoding_on_http_1_0_stays_400() -> None:
+    # Go ignores Transfer-Encoding on HTTP/1.0; llhttp cannot: a plain 400, not 501
+    response, _ = refusal(b"POST /mpub HTTP/1.0\r\nTransfer-Encoding: gzip\r\n\r\n")
+    assert _status(response) == (400, b'{"message":"BAD_REQUEST"}')
+
+
+def test_a_folded_header_line_is_joined_to_the_one_before_as_go_does() -> None:
+    folded = (
+        b"POST /mpub HTTP/1.1\r\nHost: x\r\nX-A: one\r\n  two\r\n\tthree\r\nX-B:\r\n b\r\n"
+        b"Content-Length: 3\r\n\r\nabc"
+    )
+    data = CL + folded + folded + CL
+    split = len(CL + folded) + 60  # the second one's head: after its folds, before its end
+    for pieces in [(data,), (CL, data[len(CL) :]), (data[:split], data[split:])]:
+        requests = feed(*pieces)
+        assert [(r[1], r[4]) for r in requests] == [
+            ("/pub", b"hello"),
+            ("/mpub", b"abc"),
+            ("/mpub", b"abc"),
+            ("/pub", b"hello"),
+        ]
+        assert requests[1][6][1:3] == [(b"x-a", b"one two three"), (b"x-b", b"b")]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /ping HTTP/1.1\r\n folded\r\nHost: x\r\n\r\n",  # on the first header line: Go, 400
+        b"GET /ping HTTP/1.1\r\nHost: x\r\nX-A: \x01\r\n\r\n",  # nothing folded: a bad value
+    ],
+)
+def test_what_is_not_a_fold_go_takes_stays_400(head: bytes) -> None:
+    response, ready = refusal(CL + head)
+    assert _status(response) == (400, b'{"message":"BAD_REQUEST"}')
+    assert [request.path for request in ready] == ["/pub"]

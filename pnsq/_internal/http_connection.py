@@ -39,7 +39,8 @@ _SLACK = 0.125  # the idle deadline is moved forward once it lags this share of 
 
 
 def _allow(methods: dict[str, Any]) -> tuple[bytes, bytes]:
-    return b"Allow", ", ".join([*sorted(methods), "OPTIONS"]).encode()
+    # as httprouter v1.3.0 (NSQ 1.3's): the path's methods and OPTIONS, sorted together
+    return b"Allow", ", ".join(sorted({*methods, "OPTIONS"})).encode()
 
 
 class HTTPConnection(Generic[C]):

@@ -7,6 +7,11 @@ whose bytes are complete lands in ``ready`` as an ``Exchange``; what must end th
 (a body over the route's limit, a head over ``MAX_HEAD``, bytes that are not HTTP/1.x) stops
 the parse, and whatever completed before it is still answered first, in order.
 
+Where llhttp is stricter than Go's net/http (what NSQ 1.3 answers with), the error path does
+as Go: a method llhttp does not know is routed (405, 404) from a head read by ``http_odd``; a
+folded header line is unfolded and parsed again; a Transfer-Encoding other than "chunked" is
+501; the parse goes on after a bodyless Upgrade or CONNECT. The common path pays nothing.
+
 The route is found when the head is complete, because the body limit depends on it: a
 Content-Length over the limit is refused at once (413, the route's code), and a body that
 grows past the limit (chunked) stops being kept; its request reaches the handler with
@@ -18,6 +23,7 @@ formatted once per second; no per-answer object besides the bytes.
 
 from __future__ import annotations
 
+import re
 import time
 from email.utils import formatdate
 from http import HTTPStatus
@@ -26,10 +32,11 @@ from urllib.parse import unquote
 
 import httptools
 
-from .http_messages import OK, TEXT, Request, Response, Route, Router, error
+from .http_messages import OK, TEXT, Request, Response, Route, Router, error, text
+from .http_odd import message_start, parse_head, unfold
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 __all__ = ["MAX_HEAD", "Exchange", "RefusedError", "RequestParser", "write_response"]
 
@@ -52,6 +59,15 @@ _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPT
 _HEAD_TOO_BIG = error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE")
 _HEAD_TOO_BIG_WHY = f"request head over {MAX_HEAD} bytes"
 _NO_HOST = error(400, "BAD_REQUEST")
+# Go's net/http: one Transfer-Encoding, "chunked", or 501 with this text (HTTP/1.1 only)
+_UNSUPPORTED_TE = text("Unsupported transfer encoding", 501)
+_TE_ERRORS = (
+    "Request has invalid `Transfer-Encoding`",
+    "Invalid `Transfer-Encoding` header value",
+    "Empty Transfer-Encoding",
+)
+_FOLD_ERRORS = ("Unexpected whitespace after header value", "Invalid header value char")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
 class Exchange(Generic[C]):
@@ -109,21 +125,29 @@ class RequestParser(Generic[C]):
         self._body: list[bytes] = []
         self._body_size = 0
         self._limit = 0
+        self._held = b""
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; raises RefusedError when the connection must answer it and close."""
         progress = (self._messages, self._head_size, self._body_size)
+        at_boundary = not self.in_message
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, RefusedError):
                 raise exc.__context__ from None
             raise
-        except httptools.HttpParserUpgrade:
-            # CONNECT or Upgrade: its request is answered (ready), then no other protocol
-            raise RefusedError(None) from None
+        except httptools.HttpParserUpgrade as upgrade:
+            self._after_upgrade(data[upgrade.args[0] :])
+            return
+        except httptools.HttpParserInvalidMethodError as exc:
+            self._hold(data, self._messages - progress[0], at_boundary, str(exc), self._feed_odd)
+            return
         except httptools.HttpParserError as exc:
-            raise RefusedError(error(400, "BAD_REQUEST"), str(exc)) from exc
+            if str(exc) in _FOLD_ERRORS:  # perhaps a folded header line, which Go takes
+                self._hold(data, self._messages - progress[0], at_boundary, str(exc), self._unfold)
+                return
+            raise self._refusal(str(exc)) from exc
         if self.in_message and progress == (self._messages, self._head_size, self._body_size):
             # Nothing came out of a whole read: llhttp holds a header (or trailer) it has not
             # reported yet. Count it, so that one sent forever is refused (a bound on memory:
@@ -131,6 +155,71 @@ class RequestParser(Generic[C]):
             self._unreported += len(data)
             if self._head_size + self._unreported > MAX_HEAD:
                 raise RefusedError(_HEAD_TOO_BIG, _HEAD_TOO_BIG_WHY)
+
+    def _after_upgrade(self, rest: bytes) -> None:
+        """llhttp stops after an Upgrade or CONNECT request (ready), before any body: Go's
+        net/http answers it as any other and reads on, which is done here when it has no body;
+        with one, the connection closes after the answer (where its body ends is llhttp's)."""
+        if self._content_length or any(n == b"transfer-encoding" for n, _ in self._headers):
+            raise RefusedError(None)
+        if rest:
+            self.feed(rest)
+
+    def _refusal(self, why: str) -> RefusedError:
+        if why in _TE_ERRORS and self._parser.get_http_version() == "1.1":
+            return RefusedError(_UNSUPPORTED_TE, why)  # HTTP/1.0: Go ignores the header
+        return RefusedError(error(400, "BAD_REQUEST"), why)
+
+    def _hold(
+        self, data: bytes, begun: int, at_boundary: bool, why: str, then: Callable[[bytes], None]
+    ) -> None:
+        """llhttp refused a request Go would read: hold its bytes (``http_odd``), from where it
+        starts if that is known (``data`` starts at a request), and have ``then`` take them."""
+        if begun == 0 or not at_boundary:
+            raise RefusedError(error(400, "BAD_REQUEST"), why)  # its start was in an earlier read
+        self._held = data[message_start(data, begun - 1) :]
+        self.feed = then  # type: ignore[method-assign,assignment] # until ``then`` is done
+        then(b"")
+
+    def _held_head(self, data: bytes) -> tuple[bytes, bytes] | None:
+        """The held request's head (without its blank line) and what follows, once whole."""
+        held = self._held = self._held + data
+        end = _HEAD_END.search(held, 0, MAX_HEAD + 4)
+        if end is None:
+            if len(held) > MAX_HEAD:
+                raise RefusedError(_HEAD_TOO_BIG, _HEAD_TOO_BIG_WHY)
+            return None
+        return held[: end.start()], held[end.end() :]
+
+    def _feed_odd(self, data: bytes) -> None:
+        """A method llhttp does not know: route the head, queue it, then close."""
+        if (whole := self._held_head(data)) is None:
+            return
+        odd = parse_head(whole[0] + b"\r\n")
+        if odd is None:
+            raise RefusedError(error(400, "BAD_REQUEST"), "malformed request line or header")
+        if odd.version == (1, 1) and not odd.has_host:
+            raise RefusedError(_NO_HOST, "HTTP/1.1 without Host")
+        path, query = _split_target(odd.target)
+        methods, param = self.router.find(path)
+        route = methods.get(odd.method) if methods else None
+        request = Request(odd.method, path, query, b"", False, param)
+        # its body is not read: the connection closes after the answer (405, 404)
+        self.ready.append(Exchange(request, odd.target, methods, route, "BODY_TOO_BIG", False))
+        raise RefusedError(None)
+
+    def _unfold(self, data: bytes) -> None:
+        """A header llhttp refused: unfolded, the request is parsed again by a fresh llhttp."""
+        if (whole := self._held_head(data)) is None:
+            return
+        head, rest = whole
+        unfolded = unfold(head)
+        if unfolded is None:  # nothing folded: llhttp was right
+            raise RefusedError(error(400, "BAD_REQUEST"), "invalid header value")
+        del self.feed
+        self._parser = httptools.HttpRequestParser(self)
+        self.in_message = False
+        self.feed(unfolded + b"\r\n\r\n" + rest)
 
     def on_message_begin(self) -> None:
         self.in_head = self.in_message = True
@@ -195,6 +284,18 @@ class RequestParser(Generic[C]):
         self._exchange = Exchange(request, target, methods, route, too_big, keep_alive)
         self._body = []
         self._body_size = 0
+
+    def on_chunk_header(self) -> None:
+        # llhttp takes "gzip, chunked" as chunked, where Go answers 501 to anything but one
+        # "chunked": checked at a chunked body's first chunk, so other requests pay nothing.
+        if self._body_size == 0:
+            codings = [value for name, value in self._headers if name == b"transfer-encoding"]
+            if (
+                codings != [b"chunked"]
+                and [c.lower() for c in codings] != [b"chunked"]
+                and self._parser.get_http_version() == "1.1"
+            ):
+                raise RefusedError(_UNSUPPORTED_TE, "Transfer-Encoding other than chunked")
 
     def on_body(self, body: bytes) -> None:
         self.expects_continue = False

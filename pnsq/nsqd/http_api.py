@@ -524,7 +524,15 @@ class _EveryPath(http_server.Router["Broker"]):
         return _EVERY_METHOD, ""
 
 
-_EVERY_METHOD = dict.fromkeys(
-    ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"), Route(_tls_required)
+class _AnyMethod(dict[str, Route]):
+    """Every method, any token Go reads (``BREW``) included: NSQ answers before routing."""
+
+    def get(self, method: str, default: object = None) -> Route:
+        return _TLS_REQUIRED_ROUTE
+
+
+_TLS_REQUIRED_ROUTE = Route(_tls_required)
+_EVERY_METHOD = _AnyMethod.fromkeys(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"), _TLS_REQUIRED_ROUTE
 )
 _TLS_REQUIRED_ROUTER = _EveryPath({}, _max_body_size, log)

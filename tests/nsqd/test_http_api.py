@@ -495,12 +495,13 @@ async def test_put_config_errors(make_nsqd: Any, http: Any) -> None:
 @pytest.mark.parametrize(
     ("method", "target", "allow"),
     [
-        ("GET", "/pub?topic=t", "POST, OPTIONS"),
-        ("PUT", "/pub?topic=t", "POST, OPTIONS"),
+        # httprouter v1.3.0 sorts OPTIONS in with the rest (router.go, allowed())
+        ("GET", "/pub?topic=t", "OPTIONS, POST"),
+        ("PUT", "/pub?topic=t", "OPTIONS, POST"),
         ("POST", "/ping", "GET, OPTIONS"),
         ("POST", "/stats", "GET, OPTIONS"),
-        ("GET", "/topic/create?topic=t", "POST, OPTIONS"),
-        ("DELETE", "/config/log_level", "GET, PUT, OPTIONS"),
+        ("GET", "/topic/create?topic=t", "OPTIONS, POST"),
+        ("DELETE", "/config/log_level", "GET, OPTIONS, PUT"),
     ],
 )
 async def test_wrong_method_is_405(
@@ -519,7 +520,7 @@ async def test_unknown_path_is_404(nsqd: NSQD, http: Any, target: str) -> None:
 
 async def test_options_lists_the_allowed_methods(nsqd: NSQD, http: Any) -> None:
     response = await call(http, nsqd, "OPTIONS", "/config/log_level")
-    assert (response.status, response.headers["allow"]) == (200, "GET, PUT, OPTIONS")
+    assert (response.status, response.headers["allow"]) == (200, "GET, OPTIONS, PUT")
 
 
 async def test_head_gets_the_headers_only(nsqd: NSQD, http: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -150,8 +151,25 @@ async def test_http_1_0_gets_its_answer_then_the_connection_closes(nsqd: NSQD) -
     assert count(nsqd, "t") == 1
 
 
-async def test_an_upgrade_request_is_answered_and_the_connection_closed(nsqd: NSQD) -> None:
+async def test_an_upgrade_request_is_answered_as_any_and_the_next_one_served(nsqd: NSQD) -> None:
+    # Go's net/http answers it as any request (NSQ never hijacks) and reads on
     upgrade = b"GET /ping HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+    with trio.fail_after(5):
+        async with await connect(nsqd) as stream:
+            await stream.send_all(upgrade + pub(b"t", b"m"))
+            answer = await read_answers(stream, 2)
+    assert answer.count(OK_ANSWER) == 2
+    assert b"Connection: close" not in answer
+    assert count(nsqd, "t") == 1
+
+
+async def test_an_upgrade_request_with_a_body_is_answered_then_the_connection_closed(
+    nsqd: NSQD,
+) -> None:
+    upgrade = (
+        b"GET /ping HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+        b"Content-Length: 2\r\n\r\nab"
+    )
     with trio.fail_after(5):
         async with await connect(nsqd) as stream:
             await stream.send_all(upgrade + pub(b"t", b"m"))
@@ -323,3 +341,150 @@ async def test_a_keep_alive_client_first_served_by_the_accept_loop_goes_on(nsqd:
             await stream.send_all(pub(b"t", b"later"))
             assert (await read_answers(stream, 1)).startswith(OK_ANSWER)
     assert count(nsqd, "t") == 4
+
+
+# -- requests llhttp refuses but Go's net/http reads: answered as NSQ 1.3 answers them ---------
+
+_DATE = re.compile(rb"Date: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT\r\n")
+_HEAD = b"X-Nsq-Content-Type: nsq; version=1.0\r\nDate: D\r\n"
+_JSON = b"Content-Type: application/json; charset=utf-8\r\n"
+
+
+def closing_405(allow: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 405 Method Not Allowed\r\n" + _HEAD + b"Allow: " + allow + b"\r\n" + _JSON
+        + b'Content-Length: 32\r\nConnection: close\r\n\r\n{"message":"METHOD_NOT_ALLOWED"}'
+    )  # fmt: skip
+
+
+CLOSING_404 = (
+    b"HTTP/1.1 404 Not Found\r\n" + _HEAD + _JSON
+    + b'Content-Length: 23\r\nConnection: close\r\n\r\n{"message":"NOT_FOUND"}'
+)  # fmt: skip
+CLOSING_400 = (
+    b"HTTP/1.1 400 Bad Request\r\n" + _HEAD + _JSON
+    + b'Content-Length: 25\r\nConnection: close\r\n\r\n{"message":"BAD_REQUEST"}'
+)  # fmt: skip
+# Go (net/http server.go): "HTTP/1.1 501 Not Implemented", text/plain, this body, and close
+CLOSING_501 = (
+    b"HTTP/1.1 501 Not Implemented\r\n" + _HEAD + b"Content-Type: text/plain; charset=utf-8\r\n"
+    + b"Content-Length: 29\r\nConnection: close\r\n\r\nUnsupported transfer encoding"
+)  # fmt: skip
+
+
+async def exchange(nsqd: NSQD, *pieces: bytes) -> bytes:
+    """Send ``pieces`` (each once the server has taken the one before), read to the close;
+    the Date header masked."""
+    with trio.fail_after(5):
+        async with await connect(nsqd) as stream:
+            for piece in pieces:
+                await stream.send_all(piece)
+                await trio.lowlevel.checkpoint()  # the server takes it: a read of its own, mostly
+            answer = await read_to_close(stream)
+    return _DATE.sub(b"Date: D\r\n", answer)
+
+
+@pytest.mark.parametrize(
+    ("request_line", "answer"),
+    [
+        # any RFC 9110 token is a method to Go; httprouter: 405 with Allow on a known path
+        (b"FOO /pub?topic=t HTTP/1.1", closing_405(b"OPTIONS, POST")),
+        (b"BREW /stats HTTP/1.1", closing_405(b"GET, OPTIONS")),
+        (b"X-Y.Z~1 /config/log_level HTTP/1.1", closing_405(b"GET, OPTIONS, PUT")),
+        (b"FOO http://127.0.0.1:4151/ping HTTP/1.1", closing_405(b"GET, OPTIONS")),
+        (b"BREW /nope HTTP/1.1", CLOSING_404),  # and 404 on an unknown one
+        (b"F@O /ping HTTP/1.1", CLOSING_400),  # not a token: Go's "invalid method"
+        (b"get /ping HTTP/1.1", closing_405(b"GET, OPTIONS")),  # methods are case-sensitive
+    ],
+)
+async def test_a_method_llhttp_does_not_know_is_answered_as_go_does(
+    nsqd: NSQD, request_line: bytes, answer: bytes
+) -> None:
+    request = request_line + b"\r\nHost: x\r\nContent-Length: 1\r\n\r\nm"
+    assert await exchange(nsqd, request) == answer
+    assert not nsqd.topics
+
+
+async def test_an_unknown_method_without_host_is_400_as_any_http_1_1_request(nsqd: NSQD) -> None:
+    assert await exchange(nsqd, b"BREW /stats HTTP/1.1\r\n\r\n") == CLOSING_400
+
+
+async def test_an_unknown_method_after_pipelined_requests_is_answered_after_them(
+    nsqd: NSQD,
+) -> None:
+    odd = b"BREW /pub?topic=t HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nm"
+    answer = await exchange(nsqd, pub(b"t", b"a") + pub(b"t", b"b") + odd + pub(b"t", b"c"))
+    assert answer.count(OK_ANSWER) == 2
+    assert answer.endswith(b"\r\n\r\nOK" + closing_405(b"OPTIONS, POST"))
+    assert count(nsqd, "t") == 2  # nothing after it is served
+
+
+async def test_an_unknown_methods_head_in_pieces_is_answered_once_whole(nsqd: NSQD) -> None:
+    head = b"BREW /stats HTTP/1.1\r\nHost: x\r\nX-Long: " + b"v" * 3000 + b"\r\n\r\n"
+    # llhttp stops at "BR" (no method it knows starts so): the head is then read here
+    pieces = [pub(b"t", b"a") + head[:2], head[2:40], head[40:2000], head[2000:]]
+    answer = await exchange(nsqd, *pieces)
+    assert answer.startswith(OK_ANSWER)
+    assert answer.endswith(b"\r\n\r\nOK" + closing_405(b"GET, OPTIONS"))
+
+
+async def test_an_unknown_methods_head_over_16_kib_is_431(nsqd: NSQD) -> None:
+    head = b"BREW /stats HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * (16 * 1024) + b"\r\n\r\n"
+    answer = await exchange(nsqd, head[:100], head[100:])
+    assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+
+
+async def test_a_method_llhttp_knows_but_nsq_does_not_route_keeps_the_connection(
+    nsqd: NSQD,
+) -> None:
+    with trio.fail_after(5):
+        async with await connect(nsqd) as stream:
+            await stream.send_all(b"PURGE /ping HTTP/1.1\r\nHost: x\r\n\r\n" + pub(b"t", b"m"))
+            answer = await read_answers(stream, 2)
+    assert answer.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+    assert b"\r\nAllow: GET, OPTIONS\r\n" in answer
+    assert answer.endswith(OK_ANSWER + answer.partition(OK_ANSWER)[2])
+    assert count(nsqd, "t") == 1
+
+
+@pytest.mark.parametrize(
+    "codings",
+    [
+        b"Transfer-Encoding: gzip\r\n",
+        b"Transfer-Encoding: gzip, chunked\r\n",  # llhttp alone would take it as chunked
+        b"Transfer-Encoding: chunked, gzip\r\n",
+        b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",  # Go: one field only
+        b"Transfer-Encoding: \r\n",
+    ],
+)
+async def test_a_transfer_encoding_other_than_chunked_is_501_as_go(
+    nsqd: NSQD, codings: bytes
+) -> None:
+    request = b"POST /pub?topic=t HTTP/1.1\r\nHost: x\r\n" + codings + b"\r\n1\r\nm\r\n0\r\n\r\n"
+    answer = await exchange(nsqd, pub(b"t", b"first") + request)
+    assert answer.endswith(b"\r\n\r\nOK" + CLOSING_501)
+    assert count(nsqd, "t") == 1
+
+
+async def test_chunked_in_any_case_is_still_read(nsqd: NSQD) -> None:
+    request = b"POST /pub?topic=t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n"
+    with trio.fail_after(5):
+        async with await connect(nsqd) as stream:
+            await stream.send_all(request + b"1\r\nm\r\n0\r\n\r\n")
+            assert (await read_answers(stream, 1)).startswith(OK_ANSWER)
+    assert count(nsqd, "t") == 1
+
+
+async def test_a_folded_header_line_is_taken_as_go_takes_it(nsqd: NSQD) -> None:
+    # Go's textproto joins an obs-fold line to the one before; llhttp alone refuses it
+    folded = (
+        b"POST /pub?topic=t HTTP/1.1\r\nHost: x\r\nUser-Agent: a\r\n  b\r\n"
+        b"Content-Length: 1\r\n\r\nm"
+    )
+    with trio.fail_after(5):
+        async with await connect(nsqd) as stream:
+            await stream.send_all(pub(b"t", b"m") + folded + pub(b"t", b"m"))
+            answer = await read_answers(stream, 3)
+    assert answer.count(OK_ANSWER) == 3
+    assert count(nsqd, "t") == 3

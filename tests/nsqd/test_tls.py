@@ -197,6 +197,15 @@ async def test_tls_required_true_answers_plain_http_403_with_the_https_port(
     assert body == b'{"message": "TLS_REQUIRED", "https_port": %d}' % port
     ping = await https_get(nsqd.https_address, "/ping", certs.client_context())
     assert ping.startswith(b"HTTP/1.1 200 ")
+    # NSQ answers before routing: a method Go reads but llhttp does not know gets it too
+    with trio.fail_after(5):
+        async with await trio.open_tcp_stream(*nsqd.http_address) as stream:
+            await stream.send_all(b"BREW /stats HTTP/1.1\r\nHost: x\r\n\r\n")
+            brew = b""
+            while data := await stream.receive_some(65536):
+                brew += data
+    assert brew.startswith(b"HTTP/1.1 403 ")
+    assert brew.endswith(b'{"message": "TLS_REQUIRED", "https_port": %d}' % port)
 
 
 async def test_tls_required_tcp_https_leaves_plain_http_open_as_nsq_does(
