@@ -313,7 +313,8 @@ def _metrics(nsqd: Broker, request: Request) -> Response:
     prometheus_client is loaded by the first scrape, not with nsqd: it adds ~6 MiB to the RSS
     of an nsqd nobody scrapes (and its exposition module loads python-snappy when installed).
     """
-    from .metrics import exposition, scrape  # the first scrape loads it: see above
+    from .metrics import exposition  # the first scrape loads it: see above
+    from .scrape import scrape
 
     if nsqd.exposition is None:
         nsqd.exposition = exposition(nsqd)

@@ -1,26 +1,26 @@
-"""nsqd's GET /metrics: the collector that reads the live state into Prometheus families.
+"""nsqd's GET /metrics families: which there are, and how /stats' numbers become their lines.
 
 Names and labels are lovoo/nsq_exporter's (namespace ``nsq``, gauges, topic and channel series
 in the same families told apart by the ``type`` label), so dashboards made for that exporter
 keep working; pnsq adds the rest (docs/observability.md lists every one). The numbers are
-those of /stats: the collector calls ``stats.topics_stats``, the function behind /stats, and
-only renames and formats, so the two cannot disagree. Nothing is counted on the hot path.
+those of /stats: ``scrape`` reads each topic with ``stats.topic_snapshot``, /stats' own code,
+and this only renames and formats, so the two cannot disagree. Nothing is counted on the hot
+path.
 
 Series per topic, channel and client are ``LineFamily``s (written as lines once; see
-``_internal.prometheus`` for why), the few daemon-wide ones ordinary prometheus_client
-families. Latencies: the nsq_exporter gauges keep /stats' nanoseconds; the summary
+``_internal.prometheus`` for why): ``specs`` gives, for each, the functions writing the lines
+of a batch of topics (``Rows``), as ``scrape`` writes them a slice at a time. The few
+daemon-wide families are ordinary prometheus_client ones. Latencies: the nsq_exporter gauges keep /stats' nanoseconds; the summary
 ``nsq_e2e_processing_latency_seconds`` is in seconds, as Prometheus names units, and has no
 ``_count``/``_sum``: NSQ's count covers the rolling window only, which is not a counter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from operator import attrgetter
-from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-import trio
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -30,9 +30,7 @@ from prometheus_client.core import (
 from prometheus_client.metrics_core import Metric
 
 from .. import NSQ_VERSION
-from .._internal.http_server import Response
-from .._internal.prometheus import Exposition, LineFamily, go_float, label_text, number
-from .stats import topic_snapshot
+from .._internal.prometheus import Exposition, go_float, label_text, number
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -92,7 +90,7 @@ def _percentile(e2e: Json, index: int) -> float:
 Row = tuple[str, Json]  # a series' label text and its /stats object
 
 
-class _Rows:
+class Rows:
     """The series of one slice: each topic's, channel's and client's labels and numbers."""
 
     def __init__(self, topics: list[Json], per_client: bool, e2e: bool) -> None:
@@ -125,13 +123,13 @@ class _Rows:
                     ]
 
 
-Lines = Callable[[_Rows], list[str]]  # lines of a family for the rows of one slice
+Lines = Callable[[Rows], list[str]]  # lines of a family for the rows of one slice
 # A family's name, help, type and lines: those of every topic first, then every channel's, so
 # a family of both types has two ``Lines``, each gathering its own part over the slices.
 Spec = tuple[str, str, str, tuple[Lines, ...]]
 
 
-def _column(name: str, key: str, series: Callable[[_Rows], list[Row]]) -> Lines:
+def _column(name: str, key: str, series: Callable[[Rows], list[Row]]) -> Lines:
     """The /stats field ``key`` (an int) of every row: one comprehension, as a scrape writes
     some 40,000 such lines."""
     return lambda rows: [f"{name}{labels} {row[key]}\n" for labels, row in series(rows)]
@@ -140,17 +138,17 @@ def _column(name: str, key: str, series: Callable[[_Rows], list[Row]]) -> Lines:
 _TOPICS, _CHANNELS, _CLIENTS = attrgetter("topics"), attrgetter("channels"), attrgetter("clients")
 
 
-def _paused(series: Callable[[_Rows], list[Row]]) -> Lines:
+def _paused(series: Callable[[Rows], list[Row]]) -> Lines:
     return lambda rows: [
         f"nsq_paused{labels} {int(row['paused'])}\n" for labels, row in series(rows)
     ]
 
 
-def _channel_count(rows: _Rows) -> list[str]:
+def _channel_count(rows: Rows) -> list[str]:
     return [f"nsq_channel_count{labels} {len(row['channels'])}\n" for labels, row in rows.topics]
 
 
-def _queue_specs() -> list[Spec]:
+def _queuespecs() -> list[Spec]:
     """The gauges of every topic and channel, nsq_exporter's and pnsq's."""
     specs: list[Spec] = [
         (name, text, "gauge", (_column(name, key, _TOPICS), _column(name, key, _CHANNELS)))
@@ -166,7 +164,7 @@ def _queue_specs() -> list[Spec]:
     ]
 
 
-def _compat_latency(name: str, series: Callable[[_Rows], list[Row]], index: int | None) -> Lines:
+def _compat_latency(name: str, series: Callable[[Rows], list[Row]], index: int | None) -> Lines:
     """Lines of an nsq_exporter E2E gauge: the ``index``-th configured percentile, else 0."""
     if index is None:
         return lambda rows: [f"{name}{labels} 0\n" for labels, _ in series(rows)]
@@ -176,7 +174,7 @@ def _compat_latency(name: str, series: Callable[[_Rows], list[Row]], index: int 
     ]
 
 
-def _compat_specs(configured: bool) -> list[Spec]:
+def _compatspecs(configured: bool) -> list[Spec]:
     """nsq_exporter's E2E gauges: the first and second configured percentile (ns), else 0."""
     specs: list[Spec] = []
     for suffix, which, series, index in _COMPAT_LATENCIES:
@@ -188,7 +186,7 @@ def _compat_specs(configured: bool) -> list[Spec]:
     return specs
 
 
-def _summary(rows: _Rows) -> list[str]:
+def _summary(rows: Rows) -> list[str]:
     """The configured percentiles of every topic and channel, in seconds."""
     lines = []
     for labels, stats in rows.e2e:
@@ -205,9 +203,9 @@ def _summary(rows: _Rows) -> list[str]:
 _SUMMARY = "nsq_e2e_processing_latency_seconds"
 
 
-def _specs(configured: bool, per_client: bool) -> list[Spec]:
+def specs(configured: bool, per_client: bool) -> list[Spec]:
     """Every family with a line per topic, channel or client, in the order of the output."""
-    specs = [*_queue_specs(), *_compat_specs(configured)]
+    specs = [*_queuespecs(), *_compatspecs(configured)]
     if configured:
         specs.append((_SUMMARY, _E2E_HELP, "summary", (_summary,)))
     if per_client:
@@ -221,116 +219,12 @@ def _client_labels(topic: str, channel: str, client: Json) -> str:
     return label_text(pairs)
 
 
-# -- a scrape, in slices --------------------------------------------------------------------------
-
-# nsqd's CPU between two checkpoints of a scrape. A publisher that waits for each answer gets
-# one in per slice, so slices are short: a checkpoint costs ~3 µs, a slice ~20 µs more than
-# that when it also starts writing each family (hence ``_WRITE_WORK``).
-SLICE_SECONDS = 0.000_2
-# Topics, channels and clients snapshotted before their lines are written, family by family:
-# enough for writing's per-batch cost to vanish, few enough for one family's lines to take
-# less than a slice (~0.1 ms).
-_WRITE_WORK = 400
-
-
 def exposition(nsqd: Broker) -> Exposition:
     """``nsqd``'s registry: process, GC and platform metrics (``scrape`` adds nsqd's own)."""
     return Exposition()
 
 
-async def scrape(nsqd: Broker, accept: bytes | None) -> Response:
-    """GET /metrics' answer, read and written in slices with a checkpoint between them, so
-    that clients are served meanwhile (10,000 topics take ~120 ms of CPU)."""
-    assert nsqd.exposition is not None
-    families = Families(nsqd)
-    for _ in families.slices():
-        await trio.lowlevel.checkpoint()
-    return nsqd.exposition.response(accept, families.daemon(), families.written)
-
-
-class Families:
-    """The nsqd families of one scrape, read from ``nsqd`` topic by topic."""
-
-    def __init__(self, nsqd: Broker) -> None:
-        self._nsqd = nsqd
-        options = nsqd.options
-        self._per_client = options.metrics_per_client
-        self._percentiles = options.e2e_processing_latency_percentiles
-        self._now = nsqd.now()
-        self._specs = _specs(bool(self._percentiles), self._per_client)
-        self._parts: list[list[list[str]]] = [[[] for _ in spec[3]] for spec in self._specs]
-        self._topic_count = 0
-        self._deadline = 0.0  # when the slice under way should end (perf_counter)
-        self.written: list[bytes] = []  # the per-topic families' text, once ``slices`` is done
-
-    def slices(self) -> Iterator[None]:
-        """Snapshot the topics, by name, and write their families, yielding every
-        ``SLICE_SECONDS``. Each topic is read as of its slice: one deleted before it is left
-        out, as is one created after the scrape began."""
-        topics = self._nsqd.topics
-        batch: list[Json] = []
-        work = 0
-        self._resume()
-        for name in sorted(topics):
-            topic = topics.get(name)
-            if topic is None:
-                continue
-            stats = topic_snapshot(topic, self._per_client, self._percentiles, self._now)
-            assert stats is not None  # no channel filter
-            batch.append(stats)
-            channels = stats["channels"]
-            work += 1 + len(channels)
-            if self._per_client:
-                work += sum(channel["client_count"] for channel in channels)
-            if work >= _WRITE_WORK:
-                yield from self._write(batch)
-                batch, work = [], 0
-            elif self._over():
-                yield
-                self._resume()
-        yield from self._write(batch)
-        yield from self._encode()
-
-    def _write(self, topics: list[Json]) -> Iterator[None]:
-        rows = _Rows(topics, self._per_client, bool(self._percentiles))
-        for parts, (_, _, _, lines_of) in zip(self._parts, self._specs, strict=True):
-            for part, lines in zip(parts, lines_of, strict=True):
-                part += lines(rows)
-                if self._over():
-                    yield
-                    self._resume()
-        self._topic_count += len(topics)
-
-    def _encode(self) -> Iterator[None]:
-        """Each family's text, as ``Exposition.encode`` would write it (the lines in one
-        string: some 3 MB for 1,000 topics)."""
-        for parts, (name, text, typ, _) in zip(self._parts, self._specs, strict=True):
-            family = LineFamily(name, text, typ, _joined(parts))
-            self.written.append(family.text().encode())
-            parts.clear()
-            if self._over():
-                yield
-                self._resume()
-
-    def _over(self) -> bool:
-        return perf_counter() >= self._deadline
-
-    def _resume(self) -> None:
-        self._deadline = perf_counter() + SLICE_SECONDS
-
-    def daemon(self) -> list[Metric]:
-        """The daemon-wide families, once ``slices`` is done."""
-        return _daemon(self._nsqd, self._topic_count)
-
-
-def _joined(parts: list[list[str]]) -> list[str]:
-    lines = parts[0]
-    for part in parts[1:]:
-        lines += part
-    return lines
-
-
-def _daemon(nsqd: Broker, topic_count: int) -> list[Metric]:
+def daemon_families(nsqd: Broker, topic_count: int) -> list[Metric]:
     """The daemon-wide families: few samples, so prometheus_client's own."""
     disk = nsqd.disk
     histogram = disk.fsync_seconds
