@@ -3,7 +3,8 @@
 Each daemon owns an ``Exposition``: a ``CollectorRegistry`` (never prometheus_client's global
 ``REGISTRY``, so two daemons in one process, as in the tests, each show only their own state)
 holding the process, GC and platform collectors and the daemon's collector, which reads the
-live state at scrape time. Nothing is counted per message: a scrape costs what it reads. The
+live state at scrape time (nsqd reads its own families in slices beforehand, ``nsqd.scrape``,
+and hands them to ``encode``). Nothing is counted per message: a scrape costs what it reads. The
 daemons make their ``Exposition`` at the first scrape, so that an nsqd or lookupd nobody
 scrapes never loads prometheus_client (~6 MiB of RSS).
 
