@@ -3,7 +3,8 @@
 Each daemon owns an ``Exposition``: a ``CollectorRegistry`` (never prometheus_client's global
 ``REGISTRY``, so two daemons in one process, as in the tests, each show only their own state)
 holding the process, GC and platform collectors and the daemon's collector, which reads the
-live state at scrape time. Nothing is counted per message: a scrape costs what it reads. The
+live state at scrape time (nsqd reads its own families in slices beforehand, ``nsqd.scrape``,
+and hands them to ``encode``). Nothing is counted per message: a scrape costs what it reads. The
 daemons make their ``Exposition`` at the first scrape, so that an nsqd or lookupd nobody
 scrapes never loads prometheus_client (~6 MiB of RSS).
 
@@ -67,6 +68,10 @@ class LineFamily(Metric):
         help_text = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
         return f"# HELP {self.name} {help_text}\n# TYPE {self.name} {self.type}\n"
 
+    def text(self) -> str:
+        """The family as both formats write it."""
+        return self.header() + "".join(self.lines)
+
 
 class _Metrics:
     """Metric families already collected, as the collector prometheus_client's encoders take."""
@@ -92,21 +97,34 @@ class Exposition:
     def register(self, collector: Collector) -> None:
         self.registry.register(collector)
 
-    def encode(self, accept: bytes | None = None) -> tuple[bytes, str]:
-        """The metrics in the format ``accept`` asks for, and its content type."""
+    def encode(
+        self,
+        accept: bytes | None = None,
+        collected: Sequence[Metric] = (),
+        written: Sequence[bytes] = (),
+    ) -> tuple[bytes, str]:
+        """The metrics in the format ``accept`` asks for, and its content type. ``collected``
+        and ``written``: families the daemon read beforehand (nsqd's, in slices), the
+        former after the registry's, the latter ``LineFamily.text``s, first."""
         encoder, content_type = choose_encoder(accept.decode("latin-1") if accept else "")
         lines: list[str] = []
         others: list[Metric] = []
-        for metric in self.registry.collect():
+        for metric in [*self.registry.collect(), *collected]:
             if isinstance(metric, LineFamily):
                 lines.append(metric.header())
                 lines += metric.lines
             else:
                 others.append(metric)
         # The others last: OpenMetrics' encoder ends its output with "# EOF".
-        return "".join(lines).encode() + encoder(_Metrics(others)), content_type
+        text = "".join(lines).encode()
+        return b"".join([*written, text, encoder(_Metrics(others))]), content_type
 
-    def response(self, accept: bytes | None) -> Response:
-        """GET /metrics' answer (``accept``: the request's Accept header)."""
-        body, content_type = self.encode(accept)
+    def response(
+        self,
+        accept: bytes | None,
+        collected: Sequence[Metric] = (),
+        written: Sequence[bytes] = (),
+    ) -> Response:
+        """GET /metrics' answer (``accept``: the request's Accept header; see ``encode``)."""
+        body, content_type = self.encode(accept, collected, written)
         return Response(200, body, content_type.encode())

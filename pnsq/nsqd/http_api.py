@@ -313,11 +313,12 @@ def _metrics(nsqd: Broker, request: Request) -> Response:
     prometheus_client is loaded by the first scrape, not with nsqd: it adds ~6 MiB to the RSS
     of an nsqd nobody scrapes (and its exposition module loads python-snappy when installed).
     """
-    if nsqd.exposition is None:
-        from .metrics import exposition  # the first scrape: see above
+    from .metrics import exposition  # the first scrape loads it: see above
+    from .scrape import scrape
 
+    if nsqd.exposition is None:
         nsqd.exposition = exposition(nsqd)
-    return nsqd.exposition.response(request.header(b"accept"))
+    return Response(200, pending=scrape(nsqd, request.header(b"accept")))
 
 
 # -- drain (NSQ PR #1305) ------------------------------------------------------------------------

@@ -1,20 +1,24 @@
-"""nsqd's GET /metrics: the collector that reads the live state into Prometheus families.
+"""nsqd's GET /metrics families: which there are, and how /stats' numbers become their lines.
 
 Names and labels are lovoo/nsq_exporter's (namespace ``nsq``, gauges, topic and channel series
 in the same families told apart by the ``type`` label), so dashboards made for that exporter
 keep working; pnsq adds the rest (docs/observability.md lists every one). The numbers are
-those of /stats: the collector calls ``stats.topics_stats``, the function behind /stats, and
-only renames and formats, so the two cannot disagree. Nothing is counted on the hot path.
+those of /stats: ``scrape`` reads each topic with ``stats.topic_snapshot``, /stats' own code,
+and this only renames and formats, so the two cannot disagree. Nothing is counted on the hot
+path.
 
 Series per topic, channel and client are ``LineFamily``s (written as lines once; see
-``_internal.prometheus`` for why), the few daemon-wide ones ordinary prometheus_client
-families. Latencies: the nsq_exporter gauges keep /stats' nanoseconds; the summary
+``_internal.prometheus`` for why): ``specs`` gives, for each, the functions writing the lines
+of a batch of topics (``Rows``), as ``scrape`` writes them a slice at a time. The few
+daemon-wide families are ordinary prometheus_client ones. Latencies: the nsq_exporter gauges keep /stats' nanoseconds; the summary
 ``nsq_e2e_processing_latency_seconds`` is in seconds, as Prometheus names units, and has no
 ``_count``/``_sum``: NSQ's count covers the rolling window only, which is not a counter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import (
@@ -26,8 +30,7 @@ from prometheus_client.core import (
 from prometheus_client.metrics_core import Metric
 
 from .. import NSQ_VERSION
-from .._internal.prometheus import Exposition, LineFamily, go_float, label_text, number
-from .stats import topics_stats
+from .._internal.prometheus import Exposition, go_float, label_text, number
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -87,8 +90,8 @@ def _percentile(e2e: Json, index: int) -> float:
 Row = tuple[str, Json]  # a series' label text and its /stats object
 
 
-class _Rows:
-    """The series of one scrape: each topic's, channel's and client's labels and numbers."""
+class Rows:
+    """The series of one slice: each topic's, channel's and client's labels and numbers."""
 
     def __init__(self, topics: list[Json], per_client: bool, e2e: bool) -> None:
         self.topics: list[Row] = []
@@ -120,60 +123,94 @@ class _Rows:
                     ]
 
 
-def _column(name: str, text: str, rows: list[Row], key: str) -> LineFamily:
-    """A family of the /stats field ``key`` (an int) of every row: one comprehension, as a
-    scrape writes some 40,000 such lines."""
-    return LineFamily(name, text, lines=[f"{name}{labels} {row[key]}\n" for labels, row in rows])
+Lines = Callable[[Rows], list[str]]  # lines of a family for the rows of one slice
+# A family's name, help, type and lines: those of every topic first, then every channel's, so
+# a family of both types has two ``Lines``, each gathering its own part over the slices.
+Spec = tuple[str, str, str, tuple[Lines, ...]]
 
 
-def _queue_families(rows: _Rows) -> list[LineFamily]:
-    """The gauges of every topic and channel, nsq_exporter's and pnsq's."""
-    both = rows.topics + rows.channels
-    families = [_column(name, text, both, key) for name, key, text in _SHARED]
-    families += [_column(name, text, rows.topics, key) for name, key, text in _TOPIC]
-    families += [_column(name, text, rows.channels, key) for name, key, text in _CHANNEL]
-    paused = [f"nsq_paused{labels} {int(row['paused'])}\n" for labels, row in both]
-    counts = [f"nsq_channel_count{labels} {len(row['channels'])}\n" for labels, row in rows.topics]
-    return [
-        *families,
-        LineFamily("nsq_paused", "1 if the topic or channel is paused, else 0", lines=paused),
-        LineFamily("nsq_channel_count", "Channels of the topic", lines=counts),
+def _column(name: str, key: str, series: Callable[[Rows], list[Row]]) -> Lines:
+    """The /stats field ``key`` (an int) of every row: one comprehension, as a scrape writes
+    some 40,000 such lines."""
+    return lambda rows: [f"{name}{labels} {row[key]}\n" for labels, row in series(rows)]
+
+
+_TOPICS, _CHANNELS, _CLIENTS = attrgetter("topics"), attrgetter("channels"), attrgetter("clients")
+
+
+def _paused(series: Callable[[Rows], list[Row]]) -> Lines:
+    return lambda rows: [
+        f"nsq_paused{labels} {int(row['paused'])}\n" for labels, row in series(rows)
     ]
 
 
-def _compat_latencies(rows: _Rows, configured: bool) -> list[LineFamily]:
+def _channel_count(rows: Rows) -> list[str]:
+    return [f"nsq_channel_count{labels} {len(row['channels'])}\n" for labels, row in rows.topics]
+
+
+def _queuespecs() -> list[Spec]:
+    """The gauges of every topic and channel, nsq_exporter's and pnsq's."""
+    specs: list[Spec] = [
+        (name, text, "gauge", (_column(name, key, _TOPICS), _column(name, key, _CHANNELS)))
+        for name, key, text in _SHARED
+    ]
+    specs += [(n, text, "gauge", (_column(n, key, _TOPICS),)) for n, key, text in _TOPIC]
+    specs += [(n, text, "gauge", (_column(n, key, _CHANNELS),)) for n, key, text in _CHANNEL]
+    paused = (_paused(_TOPICS), _paused(_CHANNELS))
+    return [
+        *specs,
+        ("nsq_paused", "1 if the topic or channel is paused, else 0", "gauge", paused),
+        ("nsq_channel_count", "Channels of the topic", "gauge", (_channel_count,)),
+    ]
+
+
+def _compat_latency(name: str, series: Callable[[Rows], list[Row]], index: int | None) -> Lines:
+    """Lines of an nsq_exporter E2E gauge: the ``index``-th configured percentile, else 0."""
+    if index is None:
+        return lambda rows: [f"{name}{labels} 0\n" for labels, _ in series(rows)]
+    return lambda rows: [
+        f"{name}{labels} {number(_percentile(row['e2e_processing_latency'], index))}\n"
+        for labels, row in series(rows)
+    ]
+
+
+def _compatspecs(configured: bool) -> list[Spec]:
     """nsq_exporter's E2E gauges: the first and second configured percentile (ns), else 0."""
-    families = []
+    specs: list[Spec] = []
     for suffix, which, series, index in _COMPAT_LATENCIES:
         name = f"nsq_e2e_latency_{suffix}"
-        selected = rows.topics if series == "topic" else rows.channels
-        if configured:
-            lines = [
-                f"{name}{labels} {number(_percentile(row['e2e_processing_latency'], index))}\n"
-                for labels, row in selected
-            ]
-        else:
-            lines = [f"{name}{labels} 0\n" for labels, _ in selected]
+        selected = _TOPICS if series == "topic" else _CHANNELS
         text = f"E2E processing latency (ns), {which} configured percentile"
-        families.append(LineFamily(name, text, lines=lines))
-    return families
+        lines = _compat_latency(name, selected, index if configured else None)
+        specs.append((name, text, "gauge", (lines,)))
+    return specs
 
 
-def _summary(rows: _Rows) -> LineFamily:
+def _summary(rows: Rows) -> list[str]:
     """The configured percentiles of every topic and channel, in seconds."""
-    family = LineFamily("nsq_e2e_processing_latency_seconds", _E2E_HELP, "summary")
+    lines = []
     for labels, stats in rows.e2e:
         seen = set()  # a percentile given twice is one series: Prometheus refuses duplicates
         for percentile in stats["e2e_processing_latency"]["percentiles"] or ():
             quantile = go_float(percentile["quantile"])
             if quantile not in seen:
                 seen.add(quantile)
-                family.add(f'{{{labels},quantile="{quantile}"}}', percentile["value"] / 1e9)
-    return family
+                value = number(percentile["value"] / 1e9)
+                lines.append(f'{_SUMMARY}{{{labels},quantile="{quantile}"}} {value}\n')
+    return lines
 
 
-def _client_families(rows: _Rows) -> list[LineFamily]:
-    return [_column(name, text, rows.clients, key) for name, key, text in _CLIENT]
+_SUMMARY = "nsq_e2e_processing_latency_seconds"
+
+
+def specs(configured: bool, per_client: bool) -> list[Spec]:
+    """Every family with a line per topic, channel or client, in the order of the output."""
+    specs = [*_queuespecs(), *_compatspecs(configured)]
+    if configured:
+        specs.append((_SUMMARY, _E2E_HELP, "summary", (_summary,)))
+    if per_client:
+        specs += [(n, text, "gauge", (_column(n, key, _CLIENTS),)) for n, key, text in _CLIENT]
+    return specs
 
 
 def _client_labels(topic: str, channel: str, client: Json) -> str:
@@ -183,32 +220,11 @@ def _client_labels(topic: str, channel: str, client: Json) -> str:
 
 
 def exposition(nsqd: Broker) -> Exposition:
-    """``nsqd``'s registry: process, GC and platform metrics, and its own collector."""
-    return Exposition(NSQDCollector(nsqd))
+    """``nsqd``'s registry: process, GC and platform metrics (``scrape`` adds nsqd's own)."""
+    return Exposition()
 
 
-class NSQDCollector:
-    """The nsqd families, read from ``nsqd`` at every ``collect`` (a scrape)."""
-
-    def __init__(self, nsqd: Broker) -> None:
-        self._nsqd = nsqd
-
-    def collect(self) -> list[Metric]:
-        nsqd = self._nsqd
-        options = nsqd.options
-        per_client = options.metrics_per_client
-        topics = topics_stats(nsqd, "", "", per_client, nsqd.now()) or []
-        configured = bool(options.e2e_processing_latency_percentiles)
-        rows = _Rows(topics, per_client, configured)
-        families: list[Metric] = [*_queue_families(rows), *_compat_latencies(rows, configured)]
-        if configured:
-            families.append(_summary(rows))
-        if per_client:
-            families += _client_families(rows)
-        return families + _daemon(nsqd, len(topics))
-
-
-def _daemon(nsqd: Broker, topic_count: int) -> list[Metric]:
+def daemon_families(nsqd: Broker, topic_count: int) -> list[Metric]:
     """The daemon-wide families: few samples, so prometheus_client's own."""
     disk = nsqd.disk
     histogram = disk.fsync_seconds

@@ -81,16 +81,31 @@ def topics_stats(
     percentiles = nsqd.options.e2e_processing_latency_percentiles
     out = []
     for t in topics:
-        if channel and channel not in t.channels:
-            continue  # a channel filter skips the topics without that channel
-        names = [channel] if channel else sorted(t.channels)
-        channels = [
-            channel_stats(t.channels[name], include_clients, topic, percentiles, now)
-            for name in names
-        ]
-        quantiles = [c.e2e for c in t.channels.values() if c.e2e is not None]
-        out.append(topic_stats(t, channels, e2e_stats(quantiles, percentiles, now)))
+        stats = topic_snapshot(t, include_clients, percentiles, now, topic, channel)
+        if stats is not None:
+            out.append(stats)
     return out
+
+
+def topic_snapshot(
+    t: Topic,
+    include_clients: bool,
+    percentiles: tuple[float, ...],
+    now: float,
+    topic_filter: str = "",
+    channel: str = "",
+) -> Json | None:
+    """One topic and its channels as /stats shows them (/metrics snapshots topic by topic
+    with it); None when ``channel`` names none of its channels (a filter skips the topic)."""
+    if channel and channel not in t.channels:
+        return None
+    names = [channel] if channel else sorted(t.channels)
+    channels = [
+        channel_stats(t.channels[name], include_clients, topic_filter, percentiles, now)
+        for name in names
+    ]
+    quantiles = [c.e2e for c in t.channels.values() if c.e2e is not None]
+    return topic_stats(t, channels, e2e_stats(quantiles, percentiles, now))
 
 
 def topic_stats(topic: Topic, channels: list[Json], e2e: Json) -> Json:
