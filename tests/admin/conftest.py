@@ -25,6 +25,7 @@ import h11
 import pytest
 import trio
 import trustme
+from fake_http import serve_h11
 
 from pnsq.admin.options import AdminOptions
 from pnsq.admin.server import AdminServer
@@ -78,35 +79,23 @@ class Sink:
         return self.received
 
 
-async def _serve_http(sink: Sink, stream: trio.SocketStream) -> None:
-    conn = h11.Connection(h11.SERVER)
-    body = b""
-    async with stream:
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                data = await stream.receive_some(65536)
-                if not data:
-                    return
-                conn.receive_data(data)
-            elif isinstance(event, h11.Data):
-                body += event.data
-            elif isinstance(event, h11.EndOfMessage):
-                sink.received.append(json.loads(body))
-                sink.arrived.set()
-                answer = conn.send(h11.Response(status_code=200, headers=[("Content-Length", "0")]))
-                await stream.send_all(answer + conn.send(h11.EndOfMessage()))
-                conn.start_next_cycle()
-                body = b""
-            elif isinstance(event, h11.ConnectionClosed):
-                return
+def _sink_answer(
+    sink: Sink, request: h11.Request, body: bytes
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    sink.received.append(json.loads(body))
+    sink.arrived.set()
+    return 200, [], b""
 
 
 @pytest.fixture
 async def sink(nursery: trio.Nursery) -> Sink:
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     result = Sink(address(listeners[0].socket.getsockname()))
-    nursery.start_soon(trio.serve_listeners, lambda s: _serve_http(result, s), listeners)
+    nursery.start_soon(
+        trio.serve_listeners,
+        lambda stream: serve_h11(stream, lambda r, b: _sink_answer(result, r, b)),
+        listeners,
+    )
     return result
 
 

@@ -16,6 +16,7 @@ import click
 import h11
 import pytest
 import trio
+from fake_http import serve_h11
 
 from pnsq.admin.graphite import rate_target, sanitize_key
 from pnsq.admin.options import AdminOptions
@@ -47,38 +48,18 @@ class FakeGraphite:
     def query(self) -> dict[str, str]:
         return dict(parse_qsl(urlsplit(self.targets[-1]).query))
 
-    async def serve(self, stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        async with stream:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    data = await stream.receive_some(65536)
-                    if not data:
-                        return
-                    conn.receive_data(data)
-                elif isinstance(event, h11.Request):
-                    self.targets.append(event.target.decode())
-                elif isinstance(event, h11.EndOfMessage):
-                    headers = [
-                        ("Content-Type", self.content_type),
-                        ("Content-Length", str(len(self.body))),
-                    ]
-                    head = conn.send(h11.Response(status_code=self.status, headers=headers))
-                    data = (
-                        head + conn.send(h11.Data(data=self.body)) + conn.send(h11.EndOfMessage())
-                    )
-                    await stream.send_all(data)
-                    conn.start_next_cycle()
-                else:
-                    return
+    def answer(self, request: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        self.targets.append(request.target.decode())
+        return self.status, [("Content-Type", self.content_type)], self.body
 
 
 @pytest.fixture
 async def graphite(nursery: trio.Nursery) -> FakeGraphite:
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     fake = FakeGraphite(address(listeners[0].socket.getsockname()))
-    nursery.start_soon(trio.serve_listeners, fake.serve, listeners)
+    nursery.start_soon(
+        trio.serve_listeners, lambda stream: serve_h11(stream, fake.answer), listeners
+    )
     return fake
 
 
